@@ -1,0 +1,39 @@
+# Routine tasks. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck pytest faults bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd examples && rm -f demo.db && JOBSCHED_DATABASE_URL=sqlite:///demo.db ../$(BIN)/python demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+faults: $(STAMP)
+	JOBSCHED_FAULT_ROUNDS=$${JOBSCHED_FAULT_ROUNDS:-20} $(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/simulate_year.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache

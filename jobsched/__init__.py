@@ -1,0 +1,148 @@
+"""jobsched: schedule work to run at a given time, and run it when the time comes.
+
+    import jobsched
+    from datetime import timedelta
+
+    @jobsched.handler("send_reminder")
+    def send_reminder(job: jobsched.Job) -> None:
+        ...  # return None/True: done; False: keep the job; raise: retried an hour later
+
+    jobsched.schedule_job("reminder-42", timedelta(hours=1), "send_reminder", {"user": 42})
+
+Jobs run when ``jobsched run-due`` (cron, every minute) finds them due. The module-level functions
+act on the current scheduler (``get_scheduler``); tests swap it with ``use_scheduler``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from jobsched.clock import Clock, FakeClock, RealClock
+from jobsched.current import get_scheduler, set_scheduler, use_scheduler
+from jobsched.errors import (
+    DatabaseError,
+    InvalidJobError,
+    JobExistsError,
+    JobschedError,
+    PermanentError,
+    SchemaError,
+)
+from jobsched.handlers import handler
+from jobsched.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    Job,
+    JobResult,
+    JobSpec,
+    JSONValue,
+    Mode,
+    Outcome,
+    RunReport,
+)
+from jobsched.scheduler import Scheduler
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "Clock",
+    "DatabaseError",
+    "FakeClock",
+    "InvalidJobError",
+    "Job",
+    "JobExistsError",
+    "JobResult",
+    "JobSpec",
+    "JobschedError",
+    "Mode",
+    "Outcome",
+    "PermanentError",
+    "RealClock",
+    "RunReport",
+    "Scheduler",
+    "SchemaError",
+    "add_job",
+    "get_job",
+    "get_scheduler",
+    "handler",
+    "job_exists",
+    "now",
+    "remove_job",
+    "run_due_jobs",
+    "schedule_job",
+    "schedule_jobs",
+    "set_scheduler",
+    "time",
+    "update_job",
+    "use_scheduler",
+]
+
+T = TypeVar("T")
+
+
+def schedule_job(
+    job_id: str,
+    start: datetime | timedelta,
+    handler: str,
+    data: JSONValue = None,
+    *,
+    mode: Mode = Mode.NEW,
+    expiry: datetime | timedelta | None = None,
+    max_attempts: int | None = None,
+    conn: sa.Connection | None = None,
+) -> Job:
+    """Schedule a job on the current scheduler: see ``Scheduler.schedule_job``."""
+    return get_scheduler().schedule_job(
+        job_id, start, handler, data, mode=mode, expiry=expiry, max_attempts=max_attempts, conn=conn
+    )
+
+
+def schedule_jobs(
+    jobs: Iterable[JobSpec | Mapping[str, Any]],
+    *,
+    mode: Mode = Mode.NEW,
+    conn: sa.Connection | None = None,
+) -> int:
+    """Schedule many jobs on the current scheduler: see ``Scheduler.schedule_jobs``."""
+    return get_scheduler().schedule_jobs(jobs, mode=mode, conn=conn)
+
+
+def add_job(job: Job, *, conn: sa.Connection | None = None) -> Job:
+    """Insert a job exactly as given: see ``Scheduler.add_job``."""
+    return get_scheduler().add_job(job, conn=conn)
+
+
+def get_job(job_id: str) -> Job | None:
+    """The job with this id, or None."""
+    return get_scheduler().get_job(job_id)
+
+
+def job_exists(job_id: str) -> bool:
+    """True if a job with this id exists."""
+    return get_scheduler().job_exists(job_id)
+
+
+def remove_job(job_id: str) -> bool:
+    """Remove a job; True if there was one."""
+    return get_scheduler().remove_job(job_id)
+
+
+def update_job(job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
+    """Atomic read-modify-write of one job: see ``Scheduler.update_job``."""
+    return get_scheduler().update_job(job_id, fn)
+
+
+def run_due_jobs(*, limit: int | None = None) -> RunReport:
+    """Run one pass over the due jobs of the current scheduler."""
+    return get_scheduler().run_due_jobs(limit=limit)
+
+
+def now() -> datetime:
+    """The current scheduler's time (aware UTC; virtual time in a simulation)."""
+    return get_scheduler().now()
+
+
+def time() -> float:
+    """The current scheduler's time as a Unix timestamp."""
+    return get_scheduler().time()

@@ -1,0 +1,138 @@
+"""The values jobsched passes around: jobs, scheduling modes, outcomes and run reports."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+#: Attempts a job gets unless ``max_attempts`` says otherwise (two retries).
+DEFAULT_MAX_ATTEMPTS = 3
+
+#: How long after a failed attempt (counted from the failure) the job runs again.
+RETRY_DELAY = timedelta(hours=1)
+
+JSONValue = Any
+
+
+class Mode(enum.Enum):
+    """What ``schedule_job`` does when a job with the same id exists."""
+
+    #: The id must be new: ``JobExistsError`` otherwise.
+    NEW = "new"
+    #: Keep the existing job unchanged and return it.
+    IGNORE_IF_EXISTS = "ignore-if-exists"
+    #: Replace the existing job (every field reset, attempts to 0) or create it.
+    RESCHEDULE = "reschedule"
+
+
+class Outcome(enum.Enum):
+    """What became of a job that a pass took. Used by reports, logs and the simulator."""
+
+    SUCCEEDED = "succeeded"  # handler returned None/True: job removed
+    KEPT = "kept"  # handler returned False: job kept as the handler left it
+    RETRIED = "retried"  # handler raised, attempts left: due again after the retry delay
+    FAILED = "failed"  # no attempts left (or PermanentError): job removed
+    EXPIRED = "expired"  # past its expiry when taken: removed without running
+    DEFERRED = "deferred"  # no handler registered under its name: put off, no attempt spent
+    LOST = "lost"  # its runner vanished mid-attempt: the attempt counts, due again at once
+    RELEASED = "released"  # claimed but given back unstarted (shutdown, time limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A scheduled job as stored. Times are aware UTC datetimes."""
+
+    job_id: str
+    handler: str
+    data: JSONValue
+    start: datetime
+    expiry: datetime | None = None
+    attempts: int = 0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    created_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job for ``schedule_jobs``: the arguments of ``schedule_job``."""
+
+    job_id: str
+    start: datetime | timedelta
+    handler: str
+    data: JSONValue = None
+    expiry: datetime | timedelta | None = None
+    max_attempts: int | None = None
+
+    @classmethod
+    def of(cls, value: JobSpec | Mapping[str, Any]) -> JobSpec:
+        if isinstance(value, JobSpec):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - set(cls.__dataclass_fields__)
+            if unknown:
+                from jobsched.errors import InvalidJobError
+
+                raise InvalidJobError("job spec", f"unknown keys {sorted(unknown)}")
+            return cls(**value)
+        from jobsched.errors import InvalidJobError
+
+        raise InvalidJobError("job spec", f"expected a JobSpec or a dict, got {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What one pass did with one job."""
+
+    job_id: str
+    handler: str
+    attempt: int
+    outcome: Outcome
+    at: datetime
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    """Counts of one pass of run-due, one lowercase attribute per outcome, plus per-job results."""
+
+    ran: int = 0
+    succeeded: int = 0
+    kept: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    deferred: int = 0
+    lost: int = 0
+    released: int = 0
+    #: Per-job results, in the order they happened (empty when the caller asked for counts only).
+    results: list[JobResult] = field(default_factory=list)
+    #: Seconds of real time the pass took.
+    duration: float = 0.0
+    keep_results: bool = field(default=True, repr=False)
+
+    def record(self, result: JobResult) -> None:
+        setattr(self, result.outcome.value, getattr(self, result.outcome.value) + 1)
+        if self.keep_results:
+            self.results.append(result)
+
+    @property
+    def taken(self) -> int:
+        """Jobs the pass took (every outcome but LOST, which precedes another one, and RELEASED)."""
+        return (
+            self.succeeded + self.kept + self.retried + self.failed + self.expired + self.deferred
+        )
+
+    @property
+    def troubled(self) -> bool:
+        """True if a job failed, was retried, lost or deferred: what cron should mail about."""
+        return bool(self.failed or self.retried or self.lost or self.deferred)
+
+    def summary(self) -> str:
+        counts = ", ".join(
+            f"{o.value} {getattr(self, o.value)}" for o in Outcome if getattr(self, o.value)
+        )
+        return f"ran {self.ran}" + (f" ({counts})" if counts else "") + f" in {self.duration:.2f}s"

@@ -1,0 +1,198 @@
+"""Scheduling rules as pure functions: validation of new jobs, expiry, retries, error text.
+
+Nothing here reads a clock or touches a database: every time comes in as an argument.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from jobsched.errors import InvalidJobError
+from jobsched.model import DEFAULT_MAX_ATTEMPTS, RETRY_DELAY, Job, JSONValue, Outcome
+
+#: Longest job id or handler name, in characters.
+MAX_ID_LENGTH = 255
+#: Default cap on a job's JSON payload, in bytes of UTF-8 (``Scheduler(max_payload_bytes=...)``).
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: The most of an error message kept in ``last_error``, in bytes of UTF-8.
+MAX_ERROR_BYTES = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job ready to be written, with its payload already serialised."""
+
+    job: Job
+    payload: str
+
+
+def resolve_time(value: object, now: datetime, field: str) -> datetime:
+    """An aware datetime as is (in UTC), or a timedelta counted from ``now``."""
+    from datetime import UTC
+
+    if isinstance(value, timedelta):
+        return now + value
+    if not isinstance(value, datetime):
+        raise InvalidJobError(field, f"expected a datetime or timedelta, got {type(value).__name__}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise InvalidJobError(
+            field, f"{value.isoformat()} has no time zone; pass an aware datetime (tzinfo=UTC)"
+        )
+    return value.astimezone(UTC)
+
+
+def check_name(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidJobError(field, f"expected a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidJobError(field, "must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidJobError(field, f"{len(value)} characters; at most {MAX_ID_LENGTH} allowed")
+    if "\x00" in value:
+        raise InvalidJobError(field, "must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidJobError(field, "is not valid unicode (lone surrogate)") from e
+    return value
+
+
+def serialise_payload(data: JSONValue, max_bytes: int) -> str:
+    """``data`` as compact JSON text; refuses what JSON cannot hold and payloads over the cap."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise InvalidJobError("data", f"not JSON-serialisable: {e}") from e
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise InvalidJobError("data", "contains a lone surrogate, which UTF-8 cannot hold") from e
+    if size > max_bytes:
+        raise InvalidJobError("data", f"{size} bytes of JSON; the cap is {max_bytes} bytes")
+    return text
+
+
+def parse_payload(text: str) -> JSONValue:
+    return json.loads(text)
+
+
+def check_max_attempts(value: object) -> int:
+    if value is None:
+        return DEFAULT_MAX_ATTEMPTS
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidJobError("max_attempts", f"expected an integer, got {value!r}")
+    if value < 1 or value > 2**31 - 1:
+        raise InvalidJobError("max_attempts", f"{value} is out of range; it must be at least 1")
+    return value
+
+
+def check_attempts(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
+        raise InvalidJobError("attempts", f"expected an integer >= 0, got {value!r}")
+    return value
+
+
+def new_job(
+    job_id: object,
+    start: object,
+    handler: object,
+    data: JSONValue,
+    *,
+    now: datetime,
+    expiry: object = None,
+    max_attempts: object = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> NewJob:
+    """Validate ``schedule_job``'s arguments into a fresh job created at ``now``."""
+    job = Job(
+        job_id=check_name(job_id, "job_id"),
+        handler=check_name(handler, "handler"),
+        data=data,
+        start=resolve_time(start, now, "start"),
+        expiry=None if expiry is None else resolve_time(expiry, now, "expiry"),
+        attempts=0,
+        max_attempts=check_max_attempts(max_attempts),
+        created_at=now,
+        last_error=None,
+    )
+    return checked(job, now=now, max_payload_bytes=max_payload_bytes)
+
+
+def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
+    """Validate a whole ``Job`` (as ``add_job`` and ``update_job`` receive it)."""
+    if not isinstance(job, Job):
+        raise InvalidJobError("job", f"expected a jobsched.Job, got {type(job).__name__}")
+    start = resolve_time(job.start, now, "start")
+    expiry = None if job.expiry is None else resolve_time(job.expiry, now, "expiry")
+    if expiry is not None and expiry < start:
+        raise InvalidJobError(
+            "expiry", f"{expiry.isoformat()} is before the start {start.isoformat()}"
+        )
+    created_at = now if job.created_at is None else resolve_time(job.created_at, now, "created_at")
+    last_error = job.last_error
+    if last_error is not None and not isinstance(last_error, str):
+        raise InvalidJobError("last_error", f"expected a string or None, got {last_error!r}")
+    clean = Job(
+        job_id=check_name(job.job_id, "job_id"),
+        handler=check_name(job.handler, "handler"),
+        data=job.data,
+        start=start,
+        expiry=expiry,
+        attempts=check_attempts(job.attempts),
+        max_attempts=check_max_attempts(job.max_attempts),
+        created_at=created_at,
+        last_error=None if last_error is None else cut_error(last_error),
+    )
+    payload = serialise_payload(job.data, max_payload_bytes)
+    # Store exactly what reading it back will give (tuples become lists, and so on).
+    return NewJob(job=_with_data(clean, parse_payload(payload)), payload=payload)
+
+
+def _with_data(job: Job, data: JSONValue) -> Job:
+    from dataclasses import replace
+
+    return replace(job, data=data)
+
+
+def first_repeated(ids: Iterable[str]) -> str | None:
+    seen: set[str] = set()
+    for job_id in ids:
+        if job_id in seen:
+            return job_id
+        seen.add(job_id)
+    return None
+
+
+def is_expired(job: Job, now: datetime) -> bool:
+    """A job past its expiry must not start."""
+    return job.expiry is not None and job.expiry < now
+
+
+def retry_at(now: datetime) -> datetime:
+    """When a failed (or deferred) job runs again: the retry delay after ``now``."""
+    return now + RETRY_DELAY
+
+
+def after_failure(job: Job, *, permanent: bool) -> Outcome:
+    """RETRIED while attempts are left, else FAILED. ``job.attempts`` counts the failed one."""
+    if permanent or job.attempts >= job.max_attempts:
+        return Outcome.FAILED
+    return Outcome.RETRIED
+
+
+def cut_error(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, never inside a character."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= max_bytes:
+        return data.decode("utf-8")  # lone surrogates (unstorable) became "?"
+    marker = " [cut]"
+    kept = data[: max_bytes - len(marker)].decode("utf-8", errors="ignore")
+    return kept + marker
+
+
+def describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return cut_error(text)

@@ -1,0 +1,367 @@
+"""One pass of run-due: claim due jobs, run their handlers, write each outcome (fenced).
+
+Policy (what happens to a job) comes from ``rules``; storage from the ``Store``; time from the
+clock, read once per batch. No transaction is open while a handler runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from jobsched.clock import Clock
+from jobsched.errors import PermanentError, UsageError
+from jobsched.handlers import Registry
+from jobsched.model import JobResult, Outcome, RunReport
+from jobsched.rules import after_failure, describe_error, is_expired, retry_at
+from jobsched.store.base import Claim, Cursor, Op, OpKind, Store
+
+log = logging.getLogger("jobsched")
+
+#: Jobs claimed per claim transaction (at least twice the concurrency).
+BATCH_SIZE = 25
+
+
+def runner_name() -> str:
+    """How this process signs its claims: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    limit: int | None = None
+    concurrency: int = 1
+    max_seconds: float | None = None
+    keep_results: bool = True
+    batch_size: int = BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
+            raise UsageError(f"limit must be a positive integer, got {self.limit!r}")
+        if isinstance(self.concurrency, bool) or self.concurrency < 1:
+            raise UsageError(f"concurrency must be a positive integer, got {self.concurrency!r}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise UsageError(f"max_seconds must be positive, got {self.max_seconds!r}")
+
+
+class Pass:
+    """One pass over the due jobs. ``stop`` (set by a signal handler) ends it gracefully."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        registry: Registry,
+        options: PassOptions,
+        *,
+        stop: threading.Event | None = None,
+        runner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.runner = runner or runner_name()
+        self.report = RunReport(keep_results=options.keep_results)
+        self._report_lock = threading.Lock()
+        self._kept: set[str] = set()
+        self.heartbeat = Heartbeat(store, clock) if clock.is_real else None
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        began = time.monotonic()
+        opts = self.options
+        batch = max(opts.batch_size, 2 * opts.concurrency)
+        if opts.limit is not None:
+            batch = min(batch, opts.limit)
+        pending: deque[tuple[Claim, datetime]] = deque()
+        in_flight: set[Future[None]] = set()
+        cursor: Cursor | None = None
+        taken = 0
+        exhausted = False
+        pool = _pool(opts.concurrency, inline=not self.clock.is_real and opts.concurrency == 1)
+        if self.heartbeat:
+            self.heartbeat.start()
+        try:
+            while True:
+                out_of_time = opts.max_seconds is not None and (
+                    time.monotonic() - began >= opts.max_seconds
+                )
+                if self.stop.is_set() or out_of_time:
+                    self._release(pending)
+                    break
+                room = None if opts.limit is None else opts.limit - taken
+                if not pending and not exhausted and (room is None or room > 0):
+                    now = self.clock.now()
+                    want = batch if room is None else min(batch, room)
+                    claims = self.store.claim(
+                        now,
+                        limit=want,
+                        after=cursor,
+                        runner=self.runner,
+                        lease_for=self.registry.timeout_for,
+                    )
+                    exhausted = len(claims) < want
+                    if claims:
+                        cursor = (claims[-1].job.start, claims[-1].job.job_id)
+                    for claim in claims:
+                        if claim.job.job_id in self._kept:
+                            # Kept earlier in this pass: a pass runs each job at most once.
+                            self.store.apply(now, [Op(OpKind.RELEASE, claim)])
+                            continue
+                        taken += 1
+                        pending.append((claim, now))
+                        if self.heartbeat:
+                            self.heartbeat.hold(claim)
+                while pending and len(in_flight) < opts.concurrency:
+                    claim, now = pending.popleft()
+                    in_flight.add(pool.submit(self._process, claim, now))
+                if not in_flight:
+                    if exhausted or (room is not None and room <= 0):
+                        break
+                    continue
+                done, in_flight = wait(in_flight, timeout=0.05, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+        finally:
+            # Running handlers finish (the CLI bounds this with --grace); nothing new starts.
+            for future in in_flight:
+                future.exception()
+            pool.shutdown(wait=True)
+            if pending:
+                try:
+                    self._release(pending)
+                except Exception as e:  # their claims run out instead; no attempt was spent
+                    log.warning("could not release %d unstarted job(s): %s", len(pending), e)
+            if self.heartbeat:
+                self.heartbeat.close()
+            self.report.duration = time.monotonic() - began
+        return self.report
+
+    def _release(self, pending: deque[tuple[Claim, datetime]]) -> None:
+        if not pending:
+            return
+        now = self.clock.now()
+        claims = [claim for claim, _ in pending]
+        pending.clear()
+        self.store.apply(now, [Op(OpKind.RELEASE, claim) for claim in claims])
+        for claim in claims:
+            self._drop(claim)
+            self._record(claim, Outcome.RELEASED, now, claim.job.attempts)
+        log.info("released %d claimed job(s) that had not started", len(claims))
+
+    # -- one job --------------------------------------------------------------------------------
+
+    def _process(self, claim: Claim, now: datetime) -> None:
+        try:
+            self._decide(claim, now)
+        finally:
+            self._drop(claim)
+
+    def _decide(self, claim: Claim, now: datetime) -> None:
+        job = claim.job
+        if claim.lost_runner is not None:
+            if job.attempts >= job.max_attempts:
+                self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
+                return
+            if not is_expired(job, now):
+                log.warning("job %r: %s; running it again", job.job_id, job.last_error)
+                self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
+        if is_expired(job, now):
+            self._finish(claim, OpKind.REMOVE, Outcome.EXPIRED, now)
+            return
+        handler = self.registry.get(job.handler)
+        if handler is None:
+            error = (
+                f"no handler registered for {job.handler!r} (is the module that defines it "
+                "imported, with --app?); deferred, no attempt spent"
+            )
+            log.warning("job %r: %s", job.job_id, error)
+            self._finish(
+                claim, OpKind.RETRY, Outcome.DEFERRED, now, at=retry_at(now), error=error
+            )
+            return
+        if not self.store.apply(now, [Op(OpKind.START, claim, at=now)])[0]:
+            log.info("job %r changed before its handler started; the newer state wins", job.job_id)
+            self._record(claim, Outcome.RELEASED, now, job.attempts)
+            return
+        job = replace(job, attempts=job.attempts + 1)
+        claim = claim.advanced(job)
+        with self._report_lock:
+            self.report.ran += 1
+        if self.heartbeat:
+            self.heartbeat.running(claim)
+        try:
+            result = handler.fn(job)
+        except PermanentError as e:
+            error = describe_error(e)
+            log.error("job %r failed permanently: %s", job.job_id, error)
+            self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=error)
+        except Exception as e:
+            error = describe_error(e)
+            outcome = after_failure(job, permanent=False)
+            if outcome is Outcome.RETRIED:
+                at = retry_at(now)
+                log.warning(
+                    "job %r attempt %d/%d failed, retry at %s: %s",
+                    job.job_id,
+                    job.attempts,
+                    job.max_attempts,
+                    at.isoformat(),
+                    error,
+                    exc_info=True,
+                )
+                self._finish(claim, OpKind.RETRY, outcome, now, at=at, error=error)
+            else:
+                log.error(
+                    "job %r failed after %d attempt(s): %s",
+                    job.job_id,
+                    job.attempts,
+                    error,
+                    exc_info=True,
+                )
+                self._finish(claim, OpKind.REMOVE, outcome, now, error=error)
+        else:
+            if result is False:
+                self._kept.add(job.job_id)
+                self._finish(claim, OpKind.RELEASE, Outcome.KEPT, now)
+            else:
+                self._finish(claim, OpKind.REMOVE, Outcome.SUCCEEDED, now)
+
+    def _finish(
+        self,
+        claim: Claim,
+        kind: OpKind,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        applied = self.store.apply(now, [Op(kind, claim, at=at, error=error)])[0]
+        if not applied and kind is not OpKind.RELEASE:
+            log.info(
+                "job %r was rescheduled, updated or removed while it ran: the newer state wins "
+                "and its %s outcome was not written",
+                claim.job.job_id,
+                outcome.value,
+            )
+        self._record(claim, outcome, now, claim.job.attempts, error)
+
+    def _record(
+        self, claim: Claim, outcome: Outcome, now: datetime, attempt: int, error: str | None = None
+    ) -> None:
+        job = claim.job
+        result = JobResult(job.job_id, job.handler, attempt, outcome, now, error)
+        with self._report_lock:
+            self.report.record(result)
+        log.info("job %r (%s) attempt %d: %s", job.job_id, job.handler, attempt, outcome.value)
+
+    def _drop(self, claim: Claim) -> None:
+        if self.heartbeat:
+            self.heartbeat.drop(claim)
+
+
+class Heartbeat:
+    """Keeps the claims of a live runner from running out, and logs overdue attempts.
+
+    Every third of the shortest lease it extends ``claimed_until`` of every job the pass holds
+    (claimed and waiting, or running) to ``now + lease``.
+    """
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._held: dict[str, Claim] = {}
+        self._running: dict[str, tuple[Claim, float]] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jobsched-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def hold(self, claim: Claim) -> None:
+        with self._lock:
+            self._held[claim.job.job_id] = claim
+
+    def running(self, claim: Claim) -> None:
+        with self._lock:
+            self._held[claim.job.job_id] = claim
+            self._running[claim.job.job_id] = (claim, time.monotonic())
+
+    def drop(self, claim: Claim) -> None:
+        with self._lock:
+            self._held.pop(claim.job.job_id, None)
+            self._running.pop(claim.job.job_id, None)
+
+    def interval(self) -> float:
+        with self._lock:
+            leases = [claim.lease for claim in self._held.values()]
+        shortest = min(leases, default=timedelta(minutes=5))
+        return min(max(shortest.total_seconds() / 3, 0.1), 60.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval()):
+            self.beat()
+
+    def beat(self) -> None:
+        with self._lock:
+            held = list(self._held.values())
+            running = list(self._running.values())
+        for claim, began in running:
+            overdue = time.monotonic() - began - claim.lease.total_seconds()
+            if overdue > 0 and claim.job.job_id not in self._warned:
+                self._warned.add(claim.job.job_id)
+                log.warning(
+                    "job %r (%s) is overdue: running for longer than its timeout of %s",
+                    claim.job.job_id,
+                    claim.job.handler,
+                    claim.lease,
+                )
+        if not held:
+            return
+        now = self.clock.now()
+        try:
+            self.store.heartbeat([(claim, now + claim.lease) for claim in held])
+        except Exception as e:  # a missed beat is retried at the next one
+            log.warning("heartbeat failed (will try again): %s", e)
+
+
+class _InlinePool:
+    """Runs submitted work at once in the calling thread (deterministic, for fake clocks)."""
+
+    def submit(self, fn: Callable[..., None], *args: object) -> Future[None]:
+        future: Future[None] = Future()
+        try:
+            fn(*args)
+        except BaseException as e:
+            future.set_exception(e)
+        else:
+            future.set_result(None)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def _pool(concurrency: int, *, inline: bool) -> ThreadPoolExecutor | _InlinePool:
+    if inline:
+        return _InlinePool()
+    return ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jobsched-handler")

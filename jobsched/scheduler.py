@@ -1,0 +1,216 @@
+"""The ``Scheduler``: the public operations on jobs, tying a store, a clock and the handlers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from jobsched import rules
+from jobsched.clock import Clock, RealClock
+from jobsched.errors import InvalidJobError, JobExistsError, UsageError
+from jobsched.handlers import Registry, registry as default_registry
+from jobsched.model import Job, JobSpec, JSONValue, Mode, RunReport
+from jobsched.runner import Pass, PassOptions
+from jobsched.store import Store, open_store
+
+T = TypeVar("T")
+
+
+class Scheduler:
+    """Jobs in one database, seen through one clock.
+
+    ``url`` is a database URL (default ``$JOBSCHED_DATABASE_URL``, else ``sqlite:///jobsched.db``),
+    an existing SQLAlchemy ``Engine``, or ``"memory://"`` for the in-memory backend.
+    """
+
+    def __init__(
+        self,
+        url: str | sa.Engine | None = None,
+        *,
+        clock: Clock | None = None,
+        max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
+        registry: Registry | None = None,
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
+        self.store: Store = open_store(url)
+        self.max_payload_bytes = max_payload_bytes
+        self.registry = registry or default_registry
+
+    def __repr__(self) -> str:
+        return f"Scheduler({self.store.describe()!r}, clock={self.clock!r})"
+
+    def close(self) -> None:
+        """Release the database connections this scheduler opened."""
+        self.store.close()
+
+    # -- clock ----------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The scheduler's current time (aware, UTC)."""
+        return self.clock.now()
+
+    def time(self) -> float:
+        """The scheduler's current time as a Unix timestamp."""
+        return self.clock.now().timestamp()
+
+    @property
+    def is_real(self) -> bool:
+        """False when the clock is a fake one (tests, simulations)."""
+        return bool(self.clock.is_real)
+
+    @property
+    def run_jobs_remotely(self) -> bool:
+        """True when separate ``run-due`` processes run the jobs (a real clock on SQL)."""
+        return self.is_real and self.store.shared
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision (idempotent)."""
+        self.store.migrate()
+
+    # -- writing jobs ---------------------------------------------------------------------------
+
+    def schedule_job(
+        self,
+        job_id: str,
+        start: datetime | timedelta,
+        handler: str,
+        data: JSONValue = None,
+        *,
+        mode: Mode = Mode.NEW,
+        expiry: datetime | timedelta | None = None,
+        max_attempts: int | None = None,
+        conn: sa.Connection | None = None,
+    ) -> Job:
+        """Schedule ``handler`` to run with ``data`` at ``start`` (see ``Mode`` for an existing id).
+
+        With ``conn`` the job is written inside the caller's transaction: it exists if and only
+        if that transaction commits. Raises ``InvalidJobError`` (nothing written) for bad input.
+        """
+        spec = JobSpec(job_id, start, handler, data, expiry, max_attempts)
+        new = self._validate(spec, self.now())
+        _check_mode(mode)
+        [(job, _)] = self.store.schedule([new], mode, conn=conn)
+        return job
+
+    def schedule_jobs(
+        self,
+        jobs: Iterable[JobSpec | Mapping[str, Any]],
+        *,
+        mode: Mode = Mode.NEW,
+        conn: sa.Connection | None = None,
+    ) -> int:
+        """Schedule many jobs in as few round trips as the database allows.
+
+        All are validated before anything is written. In NEW mode an id that exists or repeats
+        raises ``JobExistsError`` and nothing is written. Returns how many were created or
+        replaced (in IGNORE_IF_EXISTS mode: created).
+        """
+        mode = _check_mode(mode)
+        now = self.now()
+        news = [self._validate(JobSpec.of(item), now) for item in jobs]
+        repeated = rules.first_repeated(n.job.job_id for n in news)
+        if repeated is not None:
+            if mode is Mode.NEW:
+                raise JobExistsError(repeated)
+            raise InvalidJobError("job_id", f"{repeated!r} appears more than once in the batch")
+        if not news:
+            return 0
+        return sum(written for _, written in self.store.schedule(news, mode, conn=conn))
+
+    def add_job(self, job: Job, *, conn: sa.Connection | None = None) -> Job:
+        """Insert ``job`` exactly as given (attempts, last_error, created_at kept).
+
+        ``JobExistsError`` if the id exists.
+        """
+        new = rules.checked(job, now=self.now(), max_payload_bytes=self.max_payload_bytes)
+        [(stored, _)] = self.store.schedule([new], Mode.NEW, conn=conn)
+        return stored
+
+    def _validate(self, spec: JobSpec, now: datetime) -> rules.NewJob:
+        return rules.new_job(
+            spec.job_id,
+            spec.start,
+            spec.handler,
+            spec.data,
+            now=now,
+            expiry=spec.expiry,
+            max_attempts=spec.max_attempts,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def remove_job(self, job_id: str) -> bool:
+        """Remove a job; True if there was one."""
+        return self.store.remove(rules.check_name(job_id, "job_id"))
+
+    def update_job(self, job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
+        """Atomically replace a job with ``fn(job)[0]`` (None removes it); returns ``fn(job)[1]``.
+
+        ``fn`` may be called more than once (after a conflicting write) and must not call the
+        scheduler itself.
+        """
+        job_id = rules.check_name(job_id, "job_id")
+
+        def checked(current: Job | None) -> tuple[rules.NewJob | None, T]:
+            new, value = fn(current)
+            if new is None:
+                return None, value
+            if not isinstance(new, Job):
+                raise InvalidJobError("job", f"update_job's fn returned {type(new).__name__}")
+            if new.job_id != job_id:
+                raise InvalidJobError("job_id", f"update_job cannot change {job_id!r}'s id")
+            return rules.checked(new, now=self.now(), max_payload_bytes=self.max_payload_bytes), value
+
+        return self.store.update(job_id, checked)
+
+    # -- reading jobs ---------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        return self.store.get(rules.check_name(job_id, "job_id"))
+
+    def job_exists(self, job_id: str) -> bool:
+        """True if a job with this id exists."""
+        return self.get_job(job_id) is not None
+
+    def list_jobs(
+        self, *, due: bool = False, handler: str | None = None, limit: int | None = None
+    ) -> Iterator[Job]:
+        """Jobs by start time (then id); ``due`` keeps those whose start has come."""
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise UsageError(f"limit must be a positive integer, got {limit!r}")
+        return self.store.list_jobs(
+            due_at=self.now() if due else None, handler=handler, limit=limit
+        )
+
+    def count_jobs(self) -> int:
+        """How many jobs there are."""
+        return self.store.count()
+
+    # -- running jobs ---------------------------------------------------------------------------
+
+    def run_due_jobs(
+        self,
+        *,
+        limit: int | None = None,
+        concurrency: int = 1,
+        max_seconds: float | None = None,
+        stop: threading.Event | None = None,
+        keep_results: bool = True,
+    ) -> RunReport:
+        """Run one pass over the due jobs (at most ``limit``) and report what became of each."""
+        options = PassOptions(
+            limit=limit, concurrency=concurrency, max_seconds=max_seconds, keep_results=keep_results
+        )
+        return Pass(self.store, self.clock, self.registry, options, stop=stop).run()
+
+
+def _check_mode(mode: object) -> Mode:
+    if not isinstance(mode, Mode):
+        raise InvalidJobError("mode", f"expected a jobsched.Mode, got {mode!r}")
+    return mode

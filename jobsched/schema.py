@@ -1,0 +1,119 @@
+"""The ``jobs`` table as SQLAlchemy Core sees it, and the column types that hide dialect quirks.
+
+Alembic revisions in ``migrations/`` create this schema; a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+#: The Alembic revision this code expects (checked against the migrations by a test).
+SCHEMA_REVISION = "0001"
+#: jobsched's own Alembic version table, apart from the host application's ``alembic_version``.
+VERSION_TABLE = "jobsched_alembic_version"
+
+MYSQL_NAMES = ("mysql", "mariadb")
+#: Table options given under both dialect names: the ``mariadb`` dialect ignores ``mysql_*`` ones.
+TABLE_OPTIONS: dict[str, str] = {
+    f"{prefix}_{key}": value
+    for prefix in MYSQL_NAMES
+    for key, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+}
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An aware datetime stored as naive UTC: ``DATETIME(6)`` on MySQL/MariaDB, text on SQLite.
+
+    Refuses naive values, so no code path can store a local time by mistake.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in MYSQL_NAMES:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("jobsched stores aware datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class ExactString(sa.TypeDecorator[str]):
+    """A string compared byte for byte on every backend.
+
+    MySQL/MariaDB collations fold case and pad spaces (``'a' = 'A '``), so there it is a
+    ``VARBINARY`` of the UTF-8 bytes; SQLite compares text exactly already.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.chars = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in MYSQL_NAMES:
+            return dialect.type_descriptor(mysql.VARBINARY(4 * self.chars))
+        return dialect.type_descriptor(sa.String(self.chars))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name in MYSQL_NAMES:
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value).decode("utf-8")
+        return value  # type: ignore[no-any-return]
+
+
+class LongText(sa.TypeDecorator[str]):
+    """Text up to 16 MiB: ``MEDIUMTEXT`` on MySQL/MariaDB (plain ``TEXT`` stops at 64 KiB)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in MYSQL_NAMES:
+            return dialect.type_descriptor(mysql.MEDIUMTEXT())
+        return dialect.type_descriptor(sa.Text())
+
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", ExactString(255), primary_key=True),
+    sa.Column("handler", ExactString(255), nullable=False),
+    sa.Column("data", LongText(), nullable=False),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("expiry", UtcDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    # Bumped by every write but heartbeats; a runner's finish applies only to the version it holds.
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    # The lease: who holds the job, until when, and whether its handler has started.
+    sa.Column("claim_token", sa.String(32), nullable=True),
+    sa.Column("claimed_by", sa.String(255), nullable=True),
+    sa.Column("claimed_until", UtcDateTime(), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_jobs_start", "start_time", "job_id"),
+    **TABLE_OPTIONS,  # type: ignore[arg-type]
+)

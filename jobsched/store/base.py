@@ -1,0 +1,143 @@
+"""The storage interface every backend implements (SQL, memory), and the values it trades in.
+
+A store never reads the clock and never decides policy: it is told ``now`` and what to write.
+Writes a runner makes to a job it holds are *fenced*: they apply only while the row still carries
+that runner's claim token and the version it last wrote, so a newer state always wins.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from jobsched.model import Job, Mode
+from jobsched.rules import NewJob
+
+T = TypeVar("T")
+
+#: (start, job_id) of the last job a pass took: the pass goes on strictly after it.
+Cursor = tuple[datetime, str]
+
+
+def new_version() -> int:
+    """A random first version for a new row (so a re-created job never matches an old fence)."""
+    return secrets.randbits(62) + 1
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job a runner holds: its state at the claim, the version it wrote and its token."""
+
+    job: Job
+    version: int
+    token: str
+    lease: timedelta
+    #: Set when this claim took over an attempt whose runner vanished: that runner's name.
+    lost_runner: str | None = None
+
+    def advanced(self, job: Job | None = None) -> Claim:
+        """The claim after one more fenced write (which bumps the version)."""
+        return replace(self, job=job or self.job, version=self.version + 1, lost_runner=None)
+
+
+class OpKind(enum.Enum):
+    START = "start"  # attempts + 1, started_at = now: the handler is about to run
+    REMOVE = "remove"  # delete the job (succeeded, failed, expired)
+    RETRY = "retry"  # new start and last_error, claim cleared (retried, deferred)
+    RELEASE = "release"  # claim cleared, job as it is (kept, released); by token only
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One fenced write to a claimed job."""
+
+    kind: OpKind
+    claim: Claim
+    at: datetime | None = None  # START: when it started; RETRY: the new start
+    error: str | None = None  # RETRY: the new last_error
+
+
+class Store(abc.ABC):
+    """Where jobs live. Methods that depend on time take ``now``."""
+
+    #: True when separate ``run-due`` processes can share the jobs (a SQL database).
+    shared = True
+
+    @abc.abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema (idempotent)."""
+
+    @abc.abstractmethod
+    def schedule(
+        self, jobs: Sequence[NewJob], mode: Mode, *, conn: object = None
+    ) -> list[tuple[Job, bool]]:
+        """Write ``jobs`` (ids distinct) in ``mode``; each result says whether it was written.
+
+        NEW raises ``JobExistsError`` for the first existing id, and then nothing is written
+        (inside a caller's ``conn`` the caller must roll back, as after any error).
+        """
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    def remove(self, job_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
+        """Atomic read-modify-write of one job; ``fn`` may run again after a conflict."""
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        after: Cursor | None,
+        runner: str,
+        lease_for: Callable[[str], timedelta],
+    ) -> list[Claim]:
+        """Take up to ``limit`` due jobs no live claim holds, oldest first, after ``after``.
+
+        A taken-over claim whose handler had started records the lost attempt in the same
+        transaction (``last_error`` names the lost runner) and sets ``Claim.lost_runner``.
+        """
+
+    @abc.abstractmethod
+    def apply(self, now: datetime, ops: Sequence[Op]) -> list[bool]:
+        """Apply fenced writes in one transaction; False where a newer state won.
+
+        Where a fenced write does not apply, the claim is still released if the row carries it.
+        """
+
+    @abc.abstractmethod
+    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:
+        """Extend ``claimed_until`` of jobs still held by these claims; returns how many."""
+
+    @abc.abstractmethod
+    def next_due(self) -> datetime | None:
+        """The earliest time at which some job could be due (never later than the truth)."""
+
+    @abc.abstractmethod
+    def list_jobs(
+        self, *, due_at: datetime | None = None, handler: str | None = None, limit: int | None = None
+    ) -> Iterator[Job]:
+        """Jobs ordered by start then id, optionally only those due at ``due_at``."""
+
+    @abc.abstractmethod
+    def count(self) -> int: ...
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def describe(self) -> str:
+        return type(self).__name__

@@ -1,0 +1,166 @@
+"""The dialect seam: everything that differs between SQLite and MySQL/MariaDB, and only that.
+
+A later backend (PostgreSQL) adds one class here; the store's SQL stays the same.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from jobsched.errors import DatabaseError
+from jobsched.schema import jobs
+
+#: How a failed statement should be treated.
+DUPLICATE = "duplicate"  # the id exists: a user-level conflict
+BUSY = "busy"  # deadlock, lock wait, SQLite busy: retry the transaction
+DISCONNECTED = "disconnected"  # the connection dropped: retry on a fresh one
+UNREACHABLE = "unreachable"  # cannot connect at all
+OTHER = "other"
+
+
+class Dialect:
+    name = "generic"
+
+    def begin(self, conn: sa.Connection, *, write: bool) -> None:
+        """Start a transaction; ``write`` ones must be able to write without an upgrade."""
+
+    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Make the claim query skip and lock rows other runners hold."""
+        return query
+
+    def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """A read of rows this transaction has just written (must see the newest commits)."""
+        return query
+
+    def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
+        """Insert rows; a row whose id exists is left as it is."""
+        raise NotImplementedError
+
+    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
+        """Insert rows; where the id exists, set ``replace`` (column: value or expression)."""
+        raise NotImplementedError
+
+    def classify(self, exc: sa.exc.DBAPIError) -> str:
+        return OTHER
+
+    def check_server(self, conn: sa.Connection) -> None:
+        """Refuse servers jobsched cannot run on."""
+
+    #: Rows and bytes per multi-row statement when writing many jobs.
+    batch_rows = 500
+    batch_bytes = 4 * 1024 * 1024
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    batch_rows = 200  # SQLite limits bound parameters per statement
+
+    def begin(self, conn: sa.Connection, *, write: bool) -> None:
+        # pysqlite would BEGIN lazily (DEFERRED) before the first DML; a deferred transaction that
+        # read first cannot become a writer under WAL. IMMEDIATE waits for the write lock instead.
+        if write:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
+        return sqlite_dialect.insert(jobs).values(rows).on_conflict_do_nothing(
+            index_elements=["job_id"]
+        )
+
+    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
+        stmt = sqlite_dialect.insert(jobs).values(rows)
+        set_ = {k: (stmt.excluded[k] if v is EXCLUDED else v) for k, v in replace.items()}
+        return stmt.on_conflict_do_update(index_elements=["job_id"], set_=set_)
+
+    def classify(self, exc: sa.exc.DBAPIError) -> str:
+        text = str(exc.orig).lower()
+        if isinstance(exc, sa.exc.IntegrityError) and "unique" in text:
+            return DUPLICATE
+        if "locked" in text or "busy" in text:
+            return BUSY
+        if "unable to open database" in text:
+            return UNREACHABLE
+        return OTHER
+
+
+#: Marker in ``upsert``'s ``replace``: take the value being inserted.
+EXCLUDED: Any = object()
+
+_MYSQL_BUSY = {1205, 1213}
+_MYSQL_DISCONNECTED = {1053, 1927, 2006, 2013, 2014, 2055, 4031}
+_MYSQL_UNREACHABLE = {1044, 1045, 1049, 2002, 2003, 2005}
+
+
+class MysqlDialect(Dialect):
+    name = "mysql"
+
+    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # The planner may pick a full scan plus sort, locking every due row; force the index.
+        hint = "FORCE INDEX (ix_jobs_start)"
+        return (
+            query.with_hint(jobs, hint, dialect_name="mysql")
+            .with_hint(jobs, hint, dialect_name="mariadb")
+            .with_for_update(skip_locked=True)
+        )
+
+    def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # Inside a caller's REPEATABLE READ transaction a plain read sees an old snapshot; a
+        # locking read sees the newest row, and we hold its lock already (no upgrade, no deadlock).
+        return query.with_for_update()
+
+    def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
+        # Not INSERT IGNORE: it takes a shared lock on an existing row (a later exclusive read
+        # deadlocks) and turns data errors into warnings. ON DUPLICATE KEY takes an exclusive one.
+        stmt = mysql_dialect.insert(jobs).values(rows)
+        return stmt.on_duplicate_key_update(job_id=jobs.c.job_id)
+
+    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
+        stmt = mysql_dialect.insert(jobs).values(rows)
+        set_ = {k: (stmt.inserted[k] if v is EXCLUDED else v) for k, v in replace.items()}
+        return stmt.on_duplicate_key_update(set_)
+
+    def classify(self, exc: sa.exc.DBAPIError) -> str:
+        args = getattr(exc.orig, "args", ())
+        code = args[0] if args and isinstance(args[0], int) else None
+        if code == 1062:
+            return DUPLICATE
+        if code in _MYSQL_BUSY:
+            return BUSY
+        if code in _MYSQL_DISCONNECTED or exc.connection_invalidated:
+            return DISCONNECTED
+        if code in _MYSQL_UNREACHABLE:
+            return UNREACHABLE
+        return OTHER
+
+    def check_server(self, conn: sa.Connection) -> None:
+        version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
+        if not supports_skip_locked(version):
+            raise DatabaseError(
+                f"jobsched needs MySQL 8.0+ or MariaDB 10.6+ (for SKIP LOCKED); "
+                f"this server is {version}"
+            )
+
+
+def supports_skip_locked(version: str) -> bool:
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if not match:
+        return False
+    major, minor, patch = (int(p or 0) for p in match.groups())
+    if "mariadb" in version.lower():
+        return (major, minor) >= (10, 6)
+    return (major, minor, patch) >= (8, 0, 1)
+
+
+def dialect_for(name: str) -> Dialect:
+    if name == "sqlite":
+        return SqliteDialect()
+    if name in ("mysql", "mariadb"):
+        return MysqlDialect()
+    raise DatabaseError(
+        f"jobsched does not support {name!r} databases yet; use sqlite:///FILE or "
+        "mysql+pymysql://USER:PASSWORD@HOST/DB"
+    )

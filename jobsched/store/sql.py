@@ -1,0 +1,532 @@
+"""The SQL store: every statement jobsched sends to SQLite or MySQL/MariaDB is built here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from jobsched.errors import DatabaseError, JobExistsError, SchemaError
+from jobsched.model import Job, Mode
+from jobsched.rules import NewJob, cut_error, parse_payload
+from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
+from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
+from jobsched.store.dialect import (
+    BUSY,
+    DISCONNECTED,
+    DUPLICATE,
+    EXCLUDED,
+    UNREACHABLE,
+    dialect_for,
+)
+
+log = logging.getLogger("jobsched")
+T = TypeVar("T")
+
+c = jobs.c
+_CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None, "started_at": None}
+#: Seconds API calls keep retrying a busy database (deadlock, lock wait, SQLite busy).
+API_PATIENCE = 10.0
+#: Seconds a runner keeps retrying its bookkeeping writes, reconnecting as needed.
+BOOKKEEPING_PATIENCE = 60.0
+
+
+def create_engine(url: sa.URL) -> sa.Engine:
+    """An engine set up the way jobsched needs it for ``url`` (SQLite or MySQL/MariaDB)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return sa.create_engine(
+            url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
+        )
+    if backend in ("mysql", "mariadb"):
+        if url.get_driver_name() in ("", "mysqldb"):
+            url = url.set(drivername=f"{backend}+pymysql")
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return sa.create_engine(
+            url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
+        )
+    dialect_for(backend)  # raises the clear "not supported" error
+    raise AssertionError
+
+
+class SqlStore(Store):
+    """Jobs in a SQL database through SQLAlchemy Core."""
+
+    def __init__(self, engine: sa.Engine, *, owned: bool) -> None:
+        self.dialect = dialect_for(engine.dialect.name)
+        if not owned and self.dialect.name == "mysql":
+            # Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
+            engine = engine.execution_options(isolation_level="READ COMMITTED")
+        self.engine = engine
+        self.owned = owned
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        if self.owned:
+            self.engine.dispose()
+
+    def _sqlite_path(self) -> Path | None:
+        url = self.engine.url
+        if self.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        if url.query.get("uri") or url.database.startswith("file:"):
+            return None
+        return Path(url.database)
+
+    def migrate(self) -> None:
+        from jobsched.store.migrations import upgrade
+
+        try:
+            with self.engine.connect() as conn:
+                self.dialect.check_server(conn)
+                if self.dialect.name == "sqlite":
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                conn.commit()
+            upgrade(self.engine)
+        except sa.exc.DBAPIError as e:
+            raise self._translate(e) from e
+        self._ready = False
+        self.ensure_ready()
+
+    def ensure_ready(self) -> None:
+        """Check once that the schema exists and is current (``SchemaError`` otherwise)."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            path = self._sqlite_path()
+            if path is not None and not path.exists():
+                raise SchemaError(
+                    f"no jobsched database at {path.resolve()}: run `jobsched migrate` to create "
+                    "it (or check the database URL)"
+                )
+            try:
+                with self.engine.connect() as conn:
+                    self.dialect.check_server(conn)
+                    revision = None
+                    if sa.inspect(conn).has_table(VERSION_TABLE):
+                        revision = conn.execute(
+                            sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
+                        ).scalar()
+            except sa.exc.DBAPIError as e:
+                raise self._translate(e) from e
+            where = self.describe()
+            if revision is None:
+                raise SchemaError(
+                    f"the database {where} has no jobsched schema: run `jobsched migrate`"
+                )
+            if revision != SCHEMA_REVISION:
+                raise SchemaError(
+                    f"the database {where} has jobsched schema revision {revision}, this version "
+                    f"needs {SCHEMA_REVISION}: run `jobsched migrate` (or upgrade jobsched if the "
+                    "database is newer)"
+                )
+            self._ready = True
+
+    # -- transactions and errors ----------------------------------------------------------------
+
+    def transaction(
+        self,
+        work: Callable[[sa.Connection], T],
+        *,
+        write: bool,
+        conn: sa.Connection | None = None,
+        patience: float = API_PATIENCE,
+        reconnect: bool = False,
+    ) -> T:
+        """Run ``work`` in one short transaction, retrying it while the database is busy.
+
+        With ``conn`` (a caller's connection) it runs inside the caller's transaction, once.
+        ``reconnect`` also retries a database that cannot be reached (runner bookkeeping).
+        """
+        self.ensure_ready()
+        if conn is not None:
+            try:
+                return work(conn)
+            except sa.exc.DBAPIError as e:
+                raise self._translate(e) from e
+        deadline = time.monotonic() + patience
+        delay = 0.01
+        while True:
+            try:
+                with self.engine.connect() as connection:
+                    self.dialect.begin(connection, write=write)
+                    result = work(connection)
+                    connection.commit()
+                    return result
+            except sa.exc.DBAPIError as e:
+                kind = self.dialect.classify(e)
+                again = kind in (BUSY, DISCONNECTED) or (reconnect and kind == UNREACHABLE)
+                if not again or time.monotonic() + delay > deadline:
+                    raise self._translate(e) from e
+                log.debug("retrying a %s transaction after %s: %s", kind, type(e).__name__, e.orig)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _translate(self, e: sa.exc.DBAPIError) -> DatabaseError:
+        kind = self.dialect.classify(e)
+        cause = " ".join(str(e.orig).split()) or type(e.orig).__name__
+        what = {
+            BUSY: "is busy",
+            DISCONNECTED: "dropped the connection",
+            UNREACHABLE: "cannot be reached",
+        }.get(kind, "failed")
+        return DatabaseError(
+            f"the database {self.describe()} {what}: {cut_error(cause, 500)}",
+            retryable=kind in (BUSY, DISCONNECTED, UNREACHABLE),
+        )
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def schedule(
+        self, jobs_: Sequence[NewJob], mode: Mode, *, conn: object = None
+    ) -> list[tuple[Job, bool]]:
+        caller = _as_connection(conn)
+
+        def work(connection: sa.Connection) -> list[tuple[Job, bool]]:
+            results: list[tuple[Job, bool]] = []
+            for batch in self._batches(jobs_):
+                if mode is Mode.NEW:
+                    results.extend(self._insert_new(connection, batch))
+                elif mode is Mode.IGNORE_IF_EXISTS:
+                    results.extend(self._insert_keep(connection, batch, locking=caller is not None))
+                else:
+                    results.extend(self._upsert(connection, batch))
+            return results
+
+        return self.transaction(work, write=True, conn=caller)
+
+    def _batches(self, items: Sequence[NewJob]) -> Iterator[Sequence[NewJob]]:
+        start, size = 0, 0
+        for i, item in enumerate(items):
+            size += len(item.payload.encode("utf-8")) + 512
+            if i > start and (i - start >= self.dialect.batch_rows or size > self.dialect.batch_bytes):
+                yield items[start:i]
+                start, size = i, len(item.payload.encode("utf-8")) + 512
+        if start < len(items):
+            yield items[start:]
+
+    def _insert_new(self, conn: sa.Connection, batch: Sequence[NewJob]) -> list[tuple[Job, bool]]:
+        ids = [nj.job.job_id for nj in batch]
+        existing = self._existing(conn, ids)
+        if existing:
+            raise JobExistsError(next(i for i in ids if i in existing))
+        try:
+            conn.execute(jobs.insert().values([_row(nj, new_version()) for nj in batch]))
+        except sa.exc.IntegrityError as e:
+            if self.dialect.classify(e) != DUPLICATE:
+                raise
+            existing = self._existing(conn, ids)
+            raise JobExistsError(next((i for i in ids if i in existing), ids[0])) from None
+        return [(nj.job, True) for nj in batch]
+
+    def _existing(self, conn: sa.Connection, ids: list[str]) -> set[str]:
+        return set(conn.execute(sa.select(c.job_id).where(c.job_id.in_(ids))).scalars())
+
+    def _insert_keep(
+        self, conn: sa.Connection, batch: Sequence[NewJob], *, locking: bool
+    ) -> list[tuple[Job, bool]]:
+        rows = [_row(nj, new_version()) for nj in batch]
+        conn.execute(self.dialect.insert_keep(rows))
+        # A row carrying the random version we wrote is ours; any other existed before.
+        if locking:
+            found = {}
+            for nj in batch:
+                query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == nj.job.job_id))
+                row = conn.execute(query).one()
+                found[row.job_id] = row
+        else:
+            query = sa.select(jobs).where(c.job_id.in_([nj.job.job_id for nj in batch]))
+            found = {row.job_id: row for row in conn.execute(query)}
+        results = []
+        for nj, written in zip(batch, rows, strict=True):
+            row = found[nj.job.job_id]
+            created = row.version == written["version"]
+            results.append((nj.job if created else _job(row), created))
+        return results
+
+    def _upsert(self, conn: sa.Connection, batch: Sequence[NewJob]) -> list[tuple[Job, bool]]:
+        rows = [_row(nj, new_version()) for nj in batch]
+        replace: dict[str, Any] = {
+            name: EXCLUDED
+            for name in (
+                "handler",
+                "data",
+                "start_time",
+                "expiry",
+                "attempts",
+                "max_attempts",
+                "created_at",
+                "last_error",
+            )
+        }
+        # The claim stays: a running attempt keeps its job until it ends (it cannot start twice).
+        replace.update(version=c.version + 1, started_at=None)
+        conn.execute(self.dialect.upsert(rows, replace))
+        return [(nj.job, True) for nj in batch]
+
+    def get(self, job_id: str) -> Job | None:
+        row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+        return None if row is None else _job(row)
+
+    def _row(self, conn: sa.Connection, job_id: str) -> sa.Row[Any] | None:
+        return conn.execute(sa.select(jobs).where(c.job_id == job_id)).first()
+
+    def remove(self, job_id: str) -> bool:
+        def work(conn: sa.Connection) -> bool:
+            return conn.execute(jobs.delete().where(c.job_id == job_id)).rowcount > 0
+
+        return self.transaction(work, write=True)
+
+    def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
+        for _ in range(1000):
+            row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+            new, value = fn(None if row is None else _job(row))
+            if row is None and new is None:
+                return value
+
+            def work(conn: sa.Connection, row: Any = row, new: NewJob | None = new) -> bool:
+                if row is None:
+                    assert new is not None
+                    try:
+                        conn.execute(jobs.insert().values(_row(new, new_version())))
+                    except sa.exc.IntegrityError as e:
+                        if self.dialect.classify(e) == DUPLICATE:
+                            return False
+                        raise
+                    return True
+                fence = (c.job_id == job_id) & (c.version == row.version)
+                if new is None:
+                    return conn.execute(jobs.delete().where(fence)).rowcount > 0
+                values = _row(new, 0)
+                for name in ("job_id", "version", "claim_token", "claimed_by", "claimed_until"):
+                    del values[name]
+                values.update(version=c.version + 1, started_at=None)
+                return conn.execute(jobs.update().where(fence).values(values)).rowcount > 0
+
+            if self.transaction(work, write=True):
+                return value
+        raise DatabaseError(f"update_job({job_id!r}) gave up: the job kept changing under it")
+
+    # -- running --------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        after: Cursor | None,
+        runner: str,
+        lease_for: Callable[[str], timedelta],
+    ) -> list[Claim]:
+        query = sa.select(jobs).where(
+            c.start_time <= now, sa.or_(c.claimed_until.is_(None), c.claimed_until <= now)
+        )
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    c.start_time > after[0], sa.and_(c.start_time == after[0], c.job_id > after[1])
+                )
+            )
+        query = self.dialect.lock_for_claim(query.order_by(c.start_time, c.job_id).limit(limit))
+        token = new_token()
+        fence = c.job_id == sa.bindparam("b_id")
+        take = jobs.update().where(fence)
+        take = take.values(
+            claim_token=token,
+            claimed_by=runner,
+            claimed_until=sa.bindparam("b_until"),
+            version=c.version + 1,
+        )
+        take_lost = take.values(last_error=sa.bindparam("b_error"), started_at=None)
+
+        def work(conn: sa.Connection) -> list[Claim]:
+            claims: list[Claim] = []
+            plain: list[dict[str, Any]] = []
+            lost: list[dict[str, Any]] = []
+            for row in conn.execute(query).all():
+                job = _job(row)
+                lease = lease_for(job.handler)
+                params = {"b_id": job.job_id, "b_until": now + lease}
+                lost_runner = None
+                if row.started_at is not None:
+                    lost_runner = row.claimed_by or "an unknown runner"
+                    error = (
+                        f"attempt {job.attempts} lost: its runner {lost_runner} stopped "
+                        f"(claim ran out at {row.claimed_until.isoformat()})"
+                    )
+                    params["b_error"] = error
+                    lost.append(params)
+                    job = _replace_error(job, error)
+                else:
+                    plain.append(params)
+                claims.append(Claim(job, row.version + 1, token, lease, lost_runner))
+            # One statement per row by primary key: an IN-list may be planned as a scan that
+            # waits on rows other runners hold (deadlock).
+            if plain:
+                conn.execute(take, plain)
+            if lost:
+                conn.execute(take_lost, lost)
+            return claims
+
+        return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE)
+
+    def apply(self, now: datetime, ops: Sequence[Op]) -> list[bool]:
+        def work(conn: sa.Connection) -> list[bool]:
+            return [self._apply_one(conn, op) for op in ops]
+
+        return self.transaction(
+            work, write=True, patience=BOOKKEEPING_PATIENCE, reconnect=True
+        )
+
+    def _apply_one(self, conn: sa.Connection, op: Op) -> bool:
+        held = (c.job_id == op.claim.job.job_id) & (c.claim_token == op.claim.token)
+        fenced = held & (c.version == op.claim.version)
+        if op.kind is OpKind.RELEASE:
+            return conn.execute(jobs.update().where(held).values(_CLAIM_CLEARED)).rowcount > 0
+        if op.kind is OpKind.REMOVE:
+            statement: sa.Executable = jobs.delete().where(fenced)
+        elif op.kind is OpKind.START:
+            statement = (
+                jobs.update()
+                .where(fenced)
+                .values(attempts=c.attempts + 1, started_at=op.at, version=c.version + 1)
+            )
+        else:
+            statement = (
+                jobs.update()
+                .where(fenced)
+                .values(
+                    start_time=op.at, last_error=op.error, version=c.version + 1, **_CLAIM_CLEARED
+                )
+            )
+        if conn.execute(statement).rowcount > 0:
+            return True
+        # A newer state won (the job was rescheduled, updated or removed meanwhile): let it go.
+        conn.execute(jobs.update().where(held).values(_CLAIM_CLEARED))
+        return False
+
+    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:
+        extend = (
+            jobs.update()
+            .where((c.job_id == sa.bindparam("b_id")) & (c.claim_token == sa.bindparam("b_tok")))
+            .values(claimed_until=sa.bindparam("b_until"))
+        )
+
+        def work(conn: sa.Connection) -> int:
+            return sum(
+                conn.execute(
+                    extend, {"b_id": cl.job.job_id, "b_tok": cl.token, "b_until": until}
+                ).rowcount
+                for cl, until in leases
+            )
+
+        return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE, reconnect=True)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        due = sa.case((c.claimed_until.is_(None), c.start_time), else_=c.claimed_until)
+        query = sa.select(sa.func.min(due, type_=jobs.c.start_time.type))
+        return self.transaction(lambda conn: conn.execute(query).scalar(), write=False)
+
+    def list_jobs(
+        self, *, due_at: datetime | None = None, handler: str | None = None, limit: int | None = None
+    ) -> Iterator[Job]:
+        page = 500
+        after: Cursor | None = None
+        left = limit
+        while left is None or left > 0:
+            query = sa.select(jobs)
+            if due_at is not None:
+                query = query.where(c.start_time <= due_at)
+            if handler is not None:
+                query = query.where(c.handler == handler)
+            if after is not None:
+                query = query.where(
+                    sa.or_(
+                        c.start_time > after[0],
+                        sa.and_(c.start_time == after[0], c.job_id > after[1]),
+                    )
+                )
+            size = page if left is None else min(page, left)
+            query = query.order_by(c.start_time, c.job_id).limit(size)
+            rows = self.transaction(lambda conn, q=query: conn.execute(q).all(), write=False)
+            for row in rows:
+                yield _job(row)
+            if len(rows) < size:
+                return
+            after = (rows[-1].start_time, rows[-1].job_id)
+            if left is not None:
+                left -= len(rows)
+
+    def count(self) -> int:
+        query = sa.select(sa.func.count()).select_from(jobs)
+        return int(self.transaction(lambda conn: conn.execute(query).scalar_one(), write=False))
+
+
+def _as_connection(conn: object) -> sa.Connection | None:
+    if conn is None or isinstance(conn, sa.Connection):
+        return conn
+    from jobsched.errors import UsageError
+
+    raise UsageError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
+
+
+def _row(nj: NewJob, version: int) -> dict[str, Any]:
+    job = nj.job
+    return {
+        "job_id": job.job_id,
+        "handler": job.handler,
+        "data": nj.payload,
+        "start_time": job.start,
+        "expiry": job.expiry,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": job.created_at,
+        "last_error": job.last_error,
+        "version": version,
+        "claim_token": None,
+        "claimed_by": None,
+        "claimed_until": None,
+        "started_at": None,
+    }
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        job_id=row.job_id,
+        handler=row.handler,
+        data=parse_payload(row.data),
+        start=row.start_time,
+        expiry=row.expiry,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        created_at=row.created_at,
+        last_error=row.last_error,
+    )
+
+
+def _replace_error(job: Job, error: str) -> Job:
+    from dataclasses import replace
+
+    return replace(job, last_error=error)
+
+
+def default_url() -> str:
+    return os.environ.get("JOBSCHED_DATABASE_URL") or "sqlite:///jobsched.db"
