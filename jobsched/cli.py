@@ -1,0 +1,398 @@
+"""The ``jobsched`` command: a thin shell over the public API.
+
+Exit codes: 0 done (a pass whose jobs failed included), 1 the environment failed (database,
+schema, app module), 2 a user mistake (bad argument, missing job). Never a traceback for either.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from jobsched.current import set_scheduler
+from jobsched.errors import (
+    DatabaseError,
+    InvalidJobError,
+    JobExistsError,
+    JobschedError,
+    SchemaError,
+    UsageError,
+)
+from jobsched.model import Job, Mode
+from jobsched.scheduler import Scheduler
+from jobsched.timeparse import parse_duration, parse_when
+
+log = logging.getLogger("jobsched")
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENVIRONMENT_FAILED = 1
+USER_MISTAKE = 2
+
+
+class AppImportError(JobschedError):
+    """An app module given with --app (or $JOBSCHED_APP) could not be imported."""
+
+
+class MissingJobError(JobschedError):
+    """No job has this id."""
+
+
+@dataclass
+class Context:
+    database_url: str | None
+    apps: list[str] = field(default_factory=list)
+    _scheduler: Scheduler | None = None
+
+    def scheduler(self, *, import_apps: bool = True) -> Scheduler:
+        """The scheduler for the chosen database, installed as the current one."""
+        if self._scheduler is None:
+            if import_apps:
+                import_app_modules(self.apps)
+            self._scheduler = Scheduler(self.database_url)
+            set_scheduler(self._scheduler)
+        return self._scheduler
+
+
+def import_app_modules(names: list[str]) -> None:
+    """Import the app modules so their handlers register; the current directory comes first."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            raise AppImportError(
+                f"cannot import app module {name!r}: {type(e).__name__}: {e}"
+            ) from e
+
+
+def _split_apps(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def exit_codes(fn: F) -> F:
+    """Turn jobsched errors into a one-line message and the documented exit code."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InvalidJobError, JobExistsError, UsageError, MissingJobError) as e:
+            fail(str(e), USER_MISTAKE)
+        except (DatabaseError, SchemaError, AppImportError, JobschedError) as e:
+            fail(str(e), ENVIRONMENT_FAILED)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"jobsched: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(value)
+        except UsageError as e:
+            self.fail(str(e), param, ctx)
+
+
+class When(click.ParamType):
+    """An ISO 8601 time with a zone, or a duration from now."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime | timedelta):
+            return value
+        try:
+            return parse_when(value)
+        except UsageError as e:
+            try:
+                return parse_duration(value)
+            except UsageError:
+                self.fail(str(e), param, ctx)
+
+
+class JsonValue(click.ParamType):
+    name = "JSON"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        def refuse(constant: str) -> NoReturn:
+            raise ValueError(f"{constant} is not valid JSON")
+
+        try:
+            return json.loads(value, parse_constant=refuse)
+        except ValueError as e:
+            self.fail(f"{value!r} is not valid JSON: {e}", param, ctx)
+
+
+def format_job(job: Job) -> str:
+    lines = [
+        f"job {job.job_id}",
+        f"  handler:    {job.handler}",
+        f"  start:      {job.start.isoformat()}",
+        f"  expiry:     {job.expiry.isoformat() if job.expiry else '-'}",
+        f"  attempts:   {job.attempts} of {job.max_attempts}",
+        f"  created:    {job.created_at.isoformat() if job.created_at else '-'}",
+        f"  last error: {job.last_error or '-'}",
+        f"  data:       {json.dumps(job.data, ensure_ascii=False)}",
+    ]
+    return "\n".join(lines)
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "handler": job.handler,
+        "data": job.data,
+        "start": job.start.isoformat(),
+        "expiry": job.expiry.isoformat() if job.expiry else None,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "last_error": job.last_error,
+    }
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="JOBSCHED_DATABASE_URL",
+    metavar="URL",
+    help="Database URL [env JOBSCHED_DATABASE_URL; default sqlite:///jobsched.db].",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Module to import so its handlers register; repeatable [env JOBSCHED_APP, comma-separated].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every job's outcome to stderr.")
+@click.version_option(package_name="jobsched")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, apps: tuple[str, ...], verbose: bool) -> None:
+    """Schedule jobs and run them when they are due."""
+    if not apps and os.environ.get("JOBSCHED_APP"):
+        apps = (os.environ["JOBSCHED_APP"],)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if verbose else logging.WARNING,
+        format="jobsched: %(levelname)s: %(message)s",
+    )
+    ctx.obj = Context(database_url or None, _split_apps(apps))
+
+
+@cli.command()
+@click.pass_obj
+@exit_codes
+def migrate(obj: Context) -> None:
+    """Create or upgrade the jobs table (safe to run again)."""
+    scheduler = obj.scheduler(import_apps=False)
+    scheduler.migrate()
+    click.echo(f"jobsched: schema is current in {scheduler.store.describe()}")
+
+
+@cli.command("run-due")
+@click.option("--limit", type=click.IntRange(min=1), help="Take at most N jobs in this pass.")
+@click.option("--quiet", is_flag=True, help="Print nothing unless there was trouble (for cron).")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Run up to N handlers at once, in threads.",
+)
+@click.option(
+    "--max-seconds", type=click.FloatRange(min=0, min_open=True),
+    help="Stop taking new jobs after S seconds.",
+)
+@click.option(
+    "--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+    help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process exits 1.",
+)
+@click.pass_obj
+@exit_codes
+def run_due(
+    obj: Context,
+    limit: int | None,
+    quiet: bool,
+    concurrency: int,
+    max_seconds: float | None,
+    grace: float,
+) -> None:
+    """Run the jobs whose time has come (one pass; cron runs this every minute)."""
+    scheduler = obj.scheduler()
+    stop = threading.Event()
+    with graceful_shutdown(stop, grace):
+        report = scheduler.run_due_jobs(
+            limit=limit,
+            concurrency=concurrency,
+            max_seconds=max_seconds,
+            stop=stop,
+            keep_results=False,
+        )
+    if not quiet or report.troubled:
+        click.echo(f"jobsched run-due: {report.summary()}")
+
+
+class graceful_shutdown:
+    """First SIGTERM/SIGINT: stop taking jobs and let running ones finish within ``grace``
+    seconds. A second signal, or the grace period running out, ends the process with exit 1."""
+
+    def __init__(self, stop: threading.Event, grace: float) -> None:
+        self.stop = stop
+        self.grace = grace
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> graceful_shutdown:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            _hard_exit(f"second {name}: exiting now; running jobs' claims will run out")
+        self.stop.set()
+        log.warning("%s: taking no new jobs; running handlers get %gs to finish", name, self.grace)
+        timer = threading.Timer(
+            self.grace, _hard_exit, [f"handlers still running after {self.grace:g}s grace"]
+        )
+        timer.daemon = True
+        timer.start()
+
+
+def _hard_exit(message: str) -> NoReturn:
+    click.echo(f"jobsched: error: {message}", err=True)
+    sys.stderr.flush()
+    os._exit(ENVIRONMENT_FAILED)
+
+
+MODE_NAMES = {mode.value: mode for mode in Mode}
+
+
+@cli.command()
+@click.argument("job_id")
+@click.argument("handler")
+@click.option("--at", "at", type=When(), help="Start time, ISO 8601 with a zone.")
+@click.option("--in", "in_", type=Duration(), help="Start after a duration: 90s, 15m, 2h, 3d, 1w.")
+@click.option("--data", type=JsonValue(), default="null", help="JSON payload.", show_default=True)
+@click.option(
+    "--mode", type=click.Choice(sorted(MODE_NAMES)), default="new", show_default=True,
+    help="What to do if the id exists.",
+)
+@click.option("--expiry", type=When(), help="Do not start after this time (ISO 8601, or a duration).")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts allowed (default 3).")
+@click.pass_obj
+@exit_codes
+def schedule(
+    obj: Context,
+    job_id: str,
+    handler: str,
+    at: datetime | timedelta | None,
+    in_: timedelta | None,
+    data: Any,
+    mode: str,
+    expiry: datetime | timedelta | None,
+    max_attempts: int | None,
+) -> None:
+    """Schedule HANDLER to run as job JOB_ID (--at WHEN or --in DURATION)."""
+    if (at is None) == (in_ is None):
+        raise UsageError("give exactly one of --at WHEN and --in DURATION")
+    start = at if at is not None else in_
+    assert start is not None
+    job = obj.scheduler(import_apps=False).schedule_job(
+        job_id, start, handler, data, mode=MODE_NAMES[mode], expiry=expiry,
+        max_attempts=max_attempts,
+    )
+    click.echo(format_job(job))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+@click.pass_obj
+@exit_codes
+def show(obj: Context, job_id: str, as_json: bool) -> None:
+    """Show one job."""
+    job = obj.scheduler(import_apps=False).get_job(job_id)
+    if job is None:
+        raise MissingJobError(f"no job {job_id!r}")
+    click.echo(json.dumps(job_json(job), ensure_ascii=False) if as_json else format_job(job))
+
+
+@cli.command("list")
+@click.option("--due", is_flag=True, help="Only jobs whose start time has come.")
+@click.option("--handler", metavar="NAME", help="Only jobs for this handler.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+@exit_codes
+def list_(obj: Context, due: bool, handler: str | None, limit: int | None, as_json: bool) -> None:
+    """List jobs by start time."""
+    jobs = obj.scheduler(import_apps=False).list_jobs(due=due, handler=handler, limit=limit)
+    if as_json:
+        for chunk in _json_array(jobs):
+            click.echo(chunk, nl=False)
+        click.echo()
+        return
+    count = 0
+    for job in jobs:
+        count += 1
+        expiry = f"  expires {job.expiry.isoformat()}" if job.expiry else ""
+        click.echo(
+            f"{job.start.isoformat()}  {job.job_id}  {job.handler}  "
+            f"attempts {job.attempts}/{job.max_attempts}{expiry}"
+        )
+    click.echo(f"{count} job(s)", err=True)
+
+
+def _json_array(jobs: Iterator[Job]) -> Iterator[str]:
+    yield "["
+    for i, job in enumerate(jobs):
+        yield ("," if i else "") + json.dumps(job_json(job), ensure_ascii=False)
+    yield "]"
+
+
+@cli.command()
+@click.argument("job_id")
+@click.pass_obj
+@exit_codes
+def remove(obj: Context, job_id: str) -> None:
+    """Remove a job."""
+    if not obj.scheduler(import_apps=False).remove_job(job_id):
+        raise MissingJobError(f"no job {job_id!r}")
+    click.echo(f"removed job {job_id}")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: click's own usage errors also become one line and exit code 2."""
+    try:
+        code = cli.main(args=args, prog_name="jobsched", standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", ENVIRONMENT_FAILED)
+    except click.ClickException as e:
+        fail(e.format_message(), USER_MISTAKE if e.exit_code == 2 else e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""pytest plugin for jobsched (registered through the ``pytest11`` entry point)."""
