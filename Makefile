@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+JOBSCHED := ../$(BIN)/jobsched
 
 .PHONY: demo test lint typecheck pytest faults bench clean
 
@@ -14,8 +15,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	cd examples && rm -f demo.db && JOBSCHED_DATABASE_URL=sqlite:///demo.db ../$(BIN)/python demo.py
+# The example shop app on the embedded SQLite default (examples/jobsched.db); safe to run again.
+demo: $(VENV)/.installed
+	cd examples && unset JOBSCHED_DATABASE_URL JOBSCHED_APP && \
+	  $(JOBSCHED) migrate && \
+	  ../$(BIN)/python schedule_demo_jobs.py && \
+	  $(JOBSCHED) --app shop run-due && \
+	  $(JOBSCHED) list
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
