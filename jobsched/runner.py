@@ -318,8 +318,13 @@ class Heartbeat:
         return min(max(shortest.total_seconds() / 3, 0.1), 60.0)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval()):
-            self.beat()
+        # Wake often, beat every third of the shortest lease held: claims taken after the thread
+        # started may carry a much shorter lease than the default.
+        last = time.monotonic()
+        while not self._stop.wait(0.1):
+            if time.monotonic() - last >= self.interval():
+                last = time.monotonic()
+                self.beat()
 
     def beat(self) -> None:
         with self._lock:

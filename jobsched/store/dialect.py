@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from jobsched.errors import DatabaseError
+from jobsched.errors import DatabaseError, UsageError
 from jobsched.schema import jobs
 
 #: How a failed statement should be treated.
@@ -160,7 +160,7 @@ def dialect_for(name: str) -> Dialect:
         return SqliteDialect()
     if name in ("mysql", "mariadb"):
         return MysqlDialect()
-    raise DatabaseError(
+    raise UsageError(
         f"jobsched does not support {name!r} databases yet; use sqlite:///FILE or "
         "mysql+pymysql://USER:PASSWORD@HOST/DB"
     )
