@@ -1,0 +1,1 @@
+"""Acceptance tests: the ``jobsched`` command run as real processes."""

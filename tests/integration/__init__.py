@@ -1,0 +1,1 @@
+"""Integration tests: jobsched against real SQLite files and a real MariaDB server."""
