@@ -1,0 +1,364 @@
+"""The in-memory store: jobs in a Python dict, for fast tests and simulations. No database.
+
+It keeps exactly the contract of the SQL store (modes, versions, fenced writes, leased claims,
+lost attempts), so a test that passes in memory passes on SQLite and MariaDB. It is private to
+one process: ``run-due`` processes cannot share it (``shared`` is False).
+
+Finding due jobs does not scan every job: two heaps index the jobs, unclaimed ones by
+``(start, job_id)`` and claimed ones by ``(claimed_until, job_id)``. Entries are invalidated
+lazily: each job remembers the sequence number of its one live entry, and an entry whose number
+no longer matches is dropped when it reaches the top of its heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from jobsched.errors import DatabaseError, JobExistsError, UsageError
+from jobsched.model import Job, Mode
+from jobsched.rules import NewJob, parse_payload
+from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
+
+T = TypeVar("T")
+
+#: A heap entry: (time, job_id, sequence number of the entry).
+_Entry = tuple[datetime, str, int]
+
+
+class _Row:
+    """One job as stored: the job without its data, the data as JSON text, and the claim."""
+
+    __slots__ = (
+        "claim_token",
+        "claimed_by",
+        "claimed_until",
+        "entry",
+        "job",
+        "payload",
+        "started_at",
+        "version",
+    )
+
+    def __init__(self, job: Job, payload: str, version: int) -> None:
+        self.job = job  # its ``data`` is None: the payload text is the stored data
+        self.payload = payload
+        self.version = version
+        self.claim_token: str | None = None
+        self.claimed_by: str | None = None
+        self.claimed_until: datetime | None = None
+        self.started_at: datetime | None = None
+        #: Sequence number of this row's live heap entry.
+        self.entry = 0
+
+    def clear_claim(self) -> None:
+        self.claim_token = None
+        self.claimed_by = None
+        self.claimed_until = None
+        self.started_at = None
+
+    def load(self, new: NewJob) -> None:
+        """Take every field of ``new`` (the claim and version are the caller's business)."""
+        self.job = replace(new.job, data=None)
+        self.payload = new.payload
+
+
+class MemoryStore(Store):
+    """Jobs in memory, guarded by one lock. Thread-safe; private to this process."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._rows: dict[str, _Row] = {}
+        self._lock = threading.Lock()
+        self._seq = itertools.count(1)
+        #: Unclaimed jobs (and jobs whose claim ran out) by (start, job_id).
+        self._waiting: list[_Entry] = []
+        #: Claimed jobs by (claimed_until, job_id).
+        self._held: list[_Entry] = []
+
+    def describe(self) -> str:
+        return "memory://"
+
+    def migrate(self) -> None:
+        """Nothing to create: the in-memory store has no schema."""
+
+    # -- the index ------------------------------------------------------------------------------
+
+    def _index(self, row: _Row) -> None:
+        """Give ``row`` a fresh heap entry for its current state (its old one goes stale)."""
+        seq = next(self._seq)
+        row.entry = seq
+        if row.claimed_until is None:
+            heap, at = self._waiting, row.job.start
+        else:
+            heap, at = self._held, row.claimed_until
+        heapq.heappush(heap, (at, row.job.job_id, seq))
+        if len(heap) > 2 * len(self._rows) + 1024:
+            # Mostly stale entries (say, one job rescheduled far ahead many times): compact.
+            heap[:] = [entry for entry in heap if self._live(entry) is not None]
+            heapq.heapify(heap)
+
+    def _live(self, entry: _Entry) -> _Row | None:
+        row = self._rows.get(entry[1])
+        return row if row is not None and row.entry == entry[2] else None
+
+    def _top(self, heap: list[_Entry]) -> _Entry | None:
+        """The first live entry of ``heap``, dropping stale ones on the way."""
+        while heap:
+            if self._live(heap[0]) is not None:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _add(self, new: NewJob, version: int) -> _Row:
+        row = _Row(replace(new.job, data=None), new.payload, version)
+        self._rows[new.job.job_id] = row
+        self._index(row)
+        return row
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def schedule(
+        self, jobs: Sequence[NewJob], mode: Mode, *, conn: object = None
+    ) -> list[tuple[Job, bool]]:
+        _refuse_conn(conn)
+        results: list[tuple[Job, bool]] = []
+        with self._lock:
+            if mode is Mode.NEW:
+                for nj in jobs:
+                    if nj.job.job_id in self._rows:
+                        raise JobExistsError(nj.job.job_id)
+                for nj in jobs:
+                    self._add(nj, new_version())
+                    results.append((nj.job, True))
+            elif mode is Mode.IGNORE_IF_EXISTS:
+                for nj in jobs:
+                    row = self._rows.get(nj.job.job_id)
+                    if row is None:
+                        self._add(nj, new_version())
+                        results.append((nj.job, True))
+                    else:
+                        results.append((_job(row), False))
+            else:
+                for nj in jobs:
+                    row = self._rows.get(nj.job.job_id)
+                    if row is None:
+                        self._add(nj, new_version())
+                    else:
+                        self._replace(row, nj)
+                    results.append((nj.job, True))
+        return results
+
+    def _replace(self, row: _Row, new: NewJob) -> None:
+        """Every field replaced; the claim stays (a running attempt keeps its job until it
+        ends, so it cannot start twice), but the attempt it guards is no longer this job's."""
+        row.load(new)
+        row.version += 1
+        row.started_at = None
+        self._index(row)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._rows.get(job_id)
+            return None if row is None else _job(row)
+
+    def remove(self, job_id: str) -> bool:
+        with self._lock:
+            return self._rows.pop(job_id, None) is not None
+
+    def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
+        # ``fn`` runs outside the lock (as the SQL store runs it outside a transaction) and the
+        # write is fenced on the version it saw, so a conflicting write makes it run again.
+        for _ in range(1000):
+            with self._lock:
+                row = self._rows.get(job_id)
+                seen = None if row is None else (row, row.version)
+                current = None if row is None else _job(row)
+            new, value = fn(current)
+            if seen is None and new is None:
+                return value
+            with self._lock:
+                row = self._rows.get(job_id)
+                if seen is None:
+                    if row is not None:
+                        continue
+                    assert new is not None
+                    self._add(new, new_version())
+                    return value
+                if row is not seen[0] or row.version != seen[1]:
+                    continue
+                if new is None:
+                    del self._rows[job_id]
+                else:
+                    self._replace(row, new)
+                return value
+        raise DatabaseError(f"update_job({job_id!r}) gave up: the job kept changing under it")
+
+    # -- running --------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        after: Cursor | None,
+        runner: str,
+        lease_for: Callable[[str], timedelta],
+    ) -> list[Claim]:
+        now = now.astimezone(UTC)
+        token = new_token()
+        claims: list[Claim] = []
+        with self._lock:
+            # Claims that ran out make their jobs claimable again, in start order.
+            while (entry := self._top(self._held)) is not None and entry[0] <= now:
+                heapq.heappop(self._held)
+                row = self._rows[entry[1]]
+                seq = next(self._seq)
+                row.entry = seq
+                heapq.heappush(self._waiting, (row.job.start, row.job.job_id, seq))
+            passed: list[_Entry] = []  # live entries to put back: before the cursor or held
+            try:
+                while len(claims) < limit:
+                    entry = self._top(self._waiting)
+                    if entry is None or entry[0] > now:
+                        break
+                    heapq.heappop(self._waiting)
+                    row = self._rows[entry[1]]
+                    if (after is not None and (entry[0], entry[1]) <= after) or (
+                        row.claimed_until is not None and row.claimed_until > now
+                    ):
+                        passed.append(entry)
+                        continue
+                    claims.append(self._take(row, now, token, runner, lease_for))
+            finally:
+                for entry in passed:
+                    heapq.heappush(self._waiting, entry)
+        return claims
+
+    def _take(
+        self,
+        row: _Row,
+        now: datetime,
+        token: str,
+        runner: str,
+        lease_for: Callable[[str], timedelta],
+    ) -> Claim:
+        job = _job(row)
+        lease = lease_for(job.handler)
+        lost_runner = None
+        if row.started_at is not None:
+            lost_runner = row.claimed_by or "an unknown runner"
+            until = row.claimed_until
+            assert until is not None
+            error = (
+                f"attempt {job.attempts} lost: its runner {lost_runner} stopped "
+                f"(claim ran out at {until.isoformat()})"
+            )
+            row.job = replace(row.job, last_error=error)
+            row.started_at = None
+            job = replace(job, last_error=error)
+        row.claim_token = token
+        row.claimed_by = runner
+        row.claimed_until = now + lease
+        row.version += 1
+        self._index(row)
+        return Claim(job, row.version, token, lease, lost_runner)
+
+    def apply(self, now: datetime, ops: Sequence[Op]) -> list[bool]:
+        with self._lock:
+            return [self._apply_one(op) for op in ops]
+
+    def _apply_one(self, op: Op) -> bool:
+        job_id = op.claim.job.job_id
+        row = self._rows.get(job_id)
+        held = row is not None and row.claim_token == op.claim.token
+        if row is None or not held:
+            return False
+        if op.kind is OpKind.RELEASE:
+            self._release(row)
+            return True
+        if row.version != op.claim.version:
+            # A newer state won (the job was rescheduled or updated meanwhile): let it go.
+            self._release(row)
+            return False
+        if op.kind is OpKind.REMOVE:
+            del self._rows[job_id]
+        elif op.kind is OpKind.START:
+            assert op.at is not None
+            row.job = replace(row.job, attempts=row.job.attempts + 1)
+            row.started_at = op.at.astimezone(UTC)
+            row.version += 1
+        else:
+            assert op.at is not None
+            row.job = replace(row.job, start=op.at.astimezone(UTC), last_error=op.error)
+            row.version += 1
+            self._release(row)
+        return True
+
+    def _release(self, row: _Row) -> None:
+        row.clear_claim()
+        self._index(row)
+
+    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:
+        extended = 0
+        with self._lock:
+            for claim, until in leases:
+                row = self._rows.get(claim.job.job_id)
+                if row is not None and row.claim_token == claim.token:
+                    row.claimed_until = until.astimezone(UTC)
+                    self._index(row)
+                    extended += 1
+        return extended
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        # A job's due time is its claim's end while claimed, else its start (as the SQL store
+        # has it). A waiting row whose claim ran out is indexed by its start: it cannot be taken
+        # before its start anyway, so that is still never later than the truth.
+        with self._lock:
+            times = [e[0] for e in (self._top(self._waiting), self._top(self._held)) if e]
+        return min(times, default=None)
+
+    def list_jobs(
+        self,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Job]:
+        with self._lock:
+            rows = [
+                row
+                for row in self._rows.values()
+                if (due_at is None or row.job.start <= due_at)
+                and (handler is None or row.job.handler == handler)
+            ]
+            rows.sort(key=lambda row: (row.job.start, row.job.job_id))
+            if limit is not None:
+                rows = rows[:limit]
+            jobs = [_job(row) for row in rows]
+        return iter(jobs)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+
+def _job(row: _Row) -> Job:
+    """The stored job with a fresh copy of its data (the caller may change it freely)."""
+    return replace(row.job, data=parse_payload(row.payload))
+
+
+def _refuse_conn(conn: object) -> None:
+    if conn is not None:
+        raise UsageError(
+            "conn= is not supported by the in-memory store (memory://): there is no database "
+            "transaction to join; schedule the job without conn, or use a SQL database URL"
+        )
