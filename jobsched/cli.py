@@ -103,7 +103,7 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[Any]):
     name = "DURATION"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -115,7 +115,7 @@ class Duration(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
-class When(click.ParamType):
+class When(click.ParamType[Any]):
     """An ISO 8601 time with a zone, or a duration from now."""
 
     name = "WHEN"
@@ -132,7 +132,7 @@ class When(click.ParamType):
                 self.fail(str(e), param, ctx)
 
 
-class JsonValue(click.ParamType):
+class JsonValue(click.ParamType[Any]):
     name = "JSON"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -185,7 +185,8 @@ def job_json(job: Job) -> dict[str, Any]:
     "apps",
     multiple=True,
     metavar="MODULE",
-    help="Module to import so its handlers register; repeatable [env JOBSCHED_APP, comma-separated].",
+    help="Module to import so its handlers register; repeatable "
+    "[env JOBSCHED_APP, comma-separated].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every job's outcome to stderr.")
 @click.version_option(package_name="jobsched")
@@ -216,15 +217,22 @@ def migrate(obj: Context) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Take at most N jobs in this pass.")
 @click.option("--quiet", is_flag=True, help="Print nothing unless there was trouble (for cron).")
 @click.option(
-    "--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
     help="Run up to N handlers at once, in threads.",
 )
 @click.option(
-    "--max-seconds", type=click.FloatRange(min=0, min_open=True),
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
     help="Stop taking new jobs after S seconds.",
 )
 @click.option(
-    "--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
     help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process exits 1.",
 )
 @click.pass_obj
@@ -300,10 +308,15 @@ MODE_NAMES = {mode.value: mode for mode in Mode}
 @click.option("--in", "in_", type=Duration(), help="Start after a duration: 90s, 15m, 2h, 3d, 1w.")
 @click.option("--data", type=JsonValue(), default="null", help="JSON payload.", show_default=True)
 @click.option(
-    "--mode", type=click.Choice(sorted(MODE_NAMES)), default="new", show_default=True,
+    "--mode",
+    type=click.Choice(sorted(MODE_NAMES)),
+    default="new",
+    show_default=True,
     help="What to do if the id exists.",
 )
-@click.option("--expiry", type=When(), help="Do not start after this time (ISO 8601, or a duration).")
+@click.option(
+    "--expiry", type=When(), help="Do not start after this time (ISO 8601, or a duration)."
+)
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts allowed (default 3).")
 @click.pass_obj
 @exit_codes
@@ -324,7 +337,12 @@ def schedule(
     start = at if at is not None else in_
     assert start is not None
     job = obj.scheduler(import_apps=False).schedule_job(
-        job_id, start, handler, data, mode=MODE_NAMES[mode], expiry=expiry,
+        job_id,
+        start,
+        handler,
+        data,
+        mode=MODE_NAMES[mode],
+        expiry=expiry,
         max_attempts=max_attempts,
     )
     click.echo(format_job(job))

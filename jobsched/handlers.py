@@ -45,7 +45,9 @@ class Registry:
             old = self._handlers.get(name)
             self._handlers[name] = entry
         if old is not None and old.fn is not fn:
-            log.warning("handler %r registered again: %s replaces %s", name, _qual(fn), _qual(old.fn))
+            log.warning(
+                "handler %r registered again: %s replaces %s", name, _qual(fn), _qual(old.fn)
+            )
         return entry
 
     def get(self, name: str) -> Handler | None:

@@ -80,7 +80,9 @@ class JobSpec:
             return cls(**value)
         from jobsched.errors import InvalidJobError
 
-        raise InvalidJobError("job spec", f"expected a JobSpec or a dict, got {type(value).__name__}")
+        raise InvalidJobError(
+            "job spec", f"expected a JobSpec or a dict, got {type(value).__name__}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

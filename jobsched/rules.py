@@ -36,7 +36,9 @@ def resolve_time(value: object, now: datetime, field: str) -> datetime:
     if isinstance(value, timedelta):
         return now + value
     if not isinstance(value, datetime):
-        raise InvalidJobError(field, f"expected a datetime or timedelta, got {type(value).__name__}")
+        raise InvalidJobError(
+            field, f"expected a datetime or timedelta, got {type(value).__name__}"
+        )
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise InvalidJobError(
             field, f"{value.isoformat()} has no time zone; pass an aware datetime (tzinfo=UTC)"

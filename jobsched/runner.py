@@ -187,9 +187,7 @@ class Pass:
                 "imported, with --app?); deferred, no attempt spent"
             )
             log.warning("job %r: %s", job.job_id, error)
-            self._finish(
-                claim, OpKind.RETRY, Outcome.DEFERRED, now, at=retry_at(now), error=error
-            )
+            self._finish(claim, OpKind.RETRY, Outcome.DEFERRED, now, at=retry_at(now), error=error)
             return
         if not self.store.apply(now, [Op(OpKind.START, claim, at=now)])[0]:
             log.info("job %r changed before its handler started; the newer state wins", job.job_id)

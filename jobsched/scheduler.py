@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from jobsched import rules
 from jobsched.clock import Clock, RealClock
 from jobsched.errors import InvalidJobError, JobExistsError, UsageError
-from jobsched.handlers import Registry, registry as default_registry
+from jobsched.handlers import Registry
+from jobsched.handlers import registry as default_registry
 from jobsched.model import Job, JobSpec, JSONValue, Mode, RunReport
 from jobsched.runner import Pass, PassOptions
 from jobsched.store import Store, open_store
@@ -164,7 +165,9 @@ class Scheduler:
                 raise InvalidJobError("job", f"update_job's fn returned {type(new).__name__}")
             if new.job_id != job_id:
                 raise InvalidJobError("job_id", f"update_job cannot change {job_id!r}'s id")
-            return rules.checked(new, now=self.now(), max_payload_bytes=self.max_payload_bytes), value
+            return rules.checked(
+                new, now=self.now(), max_payload_bytes=self.max_payload_bytes
+            ), value
 
         return self.store.update(job_id, checked)
 

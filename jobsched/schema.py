@@ -95,7 +95,7 @@ class LongText(sa.TypeDecorator[str]):
 
 metadata = sa.MetaData()
 
-jobs = sa.Table(
+jobs = sa.Table(  # type: ignore[call-overload]
     "jobs",
     metadata,
     sa.Column("job_id", ExactString(255), primary_key=True),
@@ -115,5 +115,5 @@ jobs = sa.Table(
     sa.Column("claimed_until", UtcDateTime(), nullable=True),
     sa.Column("started_at", UtcDateTime(), nullable=True),
     sa.Index("ix_jobs_start", "start_time", "job_id"),
-    **TABLE_OPTIONS,  # type: ignore[arg-type]
+    **TABLE_OPTIONS,
 )

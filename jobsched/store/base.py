@@ -129,14 +129,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_jobs(
-        self, *, due_at: datetime | None = None, handler: str | None = None, limit: int | None = None
+        self,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
     ) -> Iterator[Job]:
         """Jobs ordered by start then id, optionally only those due at ``due_at``."""
 
     @abc.abstractmethod
     def count(self) -> int: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional for backends)
         """Release connections."""
 
     def describe(self) -> str:

@@ -67,8 +67,10 @@ class SqliteDialect(Dialect):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
-        return sqlite_dialect.insert(jobs).values(rows).on_conflict_do_nothing(
-            index_elements=["job_id"]
+        return (
+            sqlite_dialect.insert(jobs)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["job_id"])
         )
 
     def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:

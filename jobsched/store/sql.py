@@ -31,7 +31,12 @@ log = logging.getLogger("jobsched")
 T = TypeVar("T")
 
 c = jobs.c
-_CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None, "started_at": None}
+_CLAIM_CLEARED = {
+    "claim_token": None,
+    "claimed_by": None,
+    "claimed_until": None,
+    "started_at": None,
+}
 #: Seconds API calls keep retrying a busy database (deadlock, lock wait, SQLite busy).
 API_PATIENCE = 10.0
 #: Seconds a runner keeps retrying its bookkeeping writes, reconnecting as needed.
@@ -215,7 +220,9 @@ class SqlStore(Store):
         start, size = 0, 0
         for i, item in enumerate(items):
             size += len(item.payload.encode("utf-8")) + 512
-            if i > start and (i - start >= self.dialect.batch_rows or size > self.dialect.batch_bytes):
+            if i > start and (
+                i - start >= self.dialect.batch_rows or size > self.dialect.batch_bytes
+            ):
                 yield items[start:i]
                 start, size = i, len(item.payload.encode("utf-8")) + 512
         if start < len(items):
@@ -338,11 +345,7 @@ class SqlStore(Store):
             c.start_time <= now, sa.or_(c.claimed_until.is_(None), c.claimed_until <= now)
         )
         if after is not None:
-            query = query.where(
-                sa.or_(
-                    c.start_time > after[0], sa.and_(c.start_time == after[0], c.job_id > after[1])
-                )
-            )
+            query = query.where(_after(after))
         query = self.dialect.lock_for_claim(query.order_by(c.start_time, c.job_id).limit(limit))
         token = new_token()
         fence = c.job_id == sa.bindparam("b_id")
@@ -390,9 +393,7 @@ class SqlStore(Store):
         def work(conn: sa.Connection) -> list[bool]:
             return [self._apply_one(conn, op) for op in ops]
 
-        return self.transaction(
-            work, write=True, patience=BOOKKEEPING_PATIENCE, reconnect=True
-        )
+        return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE, reconnect=True)
 
     def _apply_one(self, conn: sa.Connection, op: Op) -> bool:
         held = (c.job_id == op.claim.job.job_id) & (c.claim_token == op.claim.token)
@@ -446,7 +447,11 @@ class SqlStore(Store):
         return self.transaction(lambda conn: conn.execute(query).scalar(), write=False)
 
     def list_jobs(
-        self, *, due_at: datetime | None = None, handler: str | None = None, limit: int | None = None
+        self,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
     ) -> Iterator[Job]:
         page = 500
         after: Cursor | None = None
@@ -458,15 +463,14 @@ class SqlStore(Store):
             if handler is not None:
                 query = query.where(c.handler == handler)
             if after is not None:
-                query = query.where(
-                    sa.or_(
-                        c.start_time > after[0],
-                        sa.and_(c.start_time == after[0], c.job_id > after[1]),
-                    )
-                )
+                query = query.where(_after(after))
             size = page if left is None else min(page, left)
             query = query.order_by(c.start_time, c.job_id).limit(size)
-            rows = self.transaction(lambda conn, q=query: conn.execute(q).all(), write=False)
+
+            def work(conn: sa.Connection, query: sa.Select[Any] = query) -> list[sa.Row[Any]]:
+                return list(conn.execute(query).all())
+
+            rows = self.transaction(work, write=False)
             for row in rows:
                 yield _job(row)
             if len(rows) < size:
@@ -477,7 +481,17 @@ class SqlStore(Store):
 
     def count(self) -> int:
         query = sa.select(sa.func.count()).select_from(jobs)
-        return int(self.transaction(lambda conn: conn.execute(query).scalar_one(), write=False))
+
+        def work(conn: sa.Connection) -> int:
+            return int(conn.execute(query).scalar_one())
+
+        return self.transaction(work, write=False)
+
+
+def _after(cursor: Cursor) -> sa.ColumnElement[bool]:
+    """Rows strictly after ``cursor`` in (start, job_id) order."""
+    start, job_id = cursor
+    return sa.or_(c.start_time > start, sa.and_(c.start_time == start, c.job_id > job_id))
 
 
 def _as_connection(conn: object) -> sa.Connection | None:

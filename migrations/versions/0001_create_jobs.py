@@ -6,6 +6,8 @@ Revises:
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,6 +17,8 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+OPTIONS: dict[str, Any] = dict(TABLE_OPTIONS)
 
 
 def upgrade() -> None:
@@ -34,7 +38,7 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(255), nullable=True),
         sa.Column("claimed_until", UtcDateTime(), nullable=True),
         sa.Column("started_at", UtcDateTime(), nullable=True),
-        **TABLE_OPTIONS,
+        **OPTIONS,
     )
     op.create_index("ix_jobs_start", "jobs", ["start_time", "job_id"])
 
