@@ -44,6 +44,7 @@ faults: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate_year.py
+	$(BIN)/python bench/run_due.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache
