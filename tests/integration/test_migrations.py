@@ -124,7 +124,8 @@ def column_types(url: str) -> dict[str, str]:
     try:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                "SELECT column_name, column_type, character_set_name FROM information_schema.columns "
+                "SELECT column_name, column_type, character_set_name "
+                "FROM information_schema.columns "
                 "WHERE table_schema = DATABASE() AND table_name = 'jobs'"
             ).all()
         return {name: f"{ctype} {charset}" for name, ctype, charset in rows}

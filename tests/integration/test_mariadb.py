@@ -1,0 +1,287 @@
+"""MariaDB specifics: the claim's index, DATETIME(6), exact ids, utf8mb4, server versions,
+and racing schedules inside callers' REPEATABLE READ transactions.
+
+Every test here runs against the MariaDB test database, whose sessions use a -08:00 time zone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from jobsched import FakeClock, Mode, Scheduler
+from jobsched.handlers import Registry
+from jobsched.store.dialect import supports_skip_locked
+from jobsched.store.sql import SqlStore
+
+pytestmark = pytest.mark.mariadb
+
+
+@pytest.fixture
+def scheduler(
+    mysql_url: str, mysql_engine: sa.Engine, clock: FakeClock, registry: Registry
+) -> Iterator[Scheduler]:
+    """A scheduler on the emptied MariaDB test database, through the -08:00 session engine."""
+    scheduler = Scheduler(mysql_engine, clock=clock, registry=registry)
+    yield scheduler
+    scheduler.close()
+
+
+def sql_store(scheduler: Scheduler) -> SqlStore:
+    assert isinstance(scheduler.store, SqlStore)
+    return scheduler.store
+
+
+def raw(engine: sa.Engine, sql: str, **params: Any) -> list[sa.Row[Any]]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(sql), params).all())
+
+
+# -- the claim query ----------------------------------------------------------------------------
+
+
+def captured_claim_selects(scheduler: Scheduler, **claim_args: Any) -> list[tuple[str, Any]]:
+    """The SELECT statements (SQL text and parameters) SqlStore.claim sends, as sent."""
+    store = sql_store(scheduler)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(
+        conn: sa.Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FOR UPDATE" in statement:
+            seen.append((statement, params))
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        store.claim(
+            scheduler.now(),
+            runner="explain-test",
+            lease_for=lambda name: timedelta(minutes=5),
+            **claim_args,
+        )
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+    return seen
+
+
+def explain(engine: sa.Engine, statement: str, params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("EXPLAIN " + statement, params)
+            names = [d[0].lower() for d in cursor.description]
+            plan = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+        conn.rollback()
+    return plan
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["first-batch", "next-batch"])
+def test_the_claim_query_uses_the_start_time_index(
+    scheduler: Scheduler, clock: FakeClock, mysql_engine: sa.Engine, after: bool
+) -> None:
+    # Every row due (a catch-up): without the index hint MariaDB plans a full scan plus sort here.
+    now = clock.now()
+    scheduler.schedule_jobs(
+        {"job_id": f"job-{i:04}", "start": now - timedelta(seconds=i), "handler": "h"}
+        for i in range(400)
+    )
+    cursor = (now - timedelta(seconds=350), "job-0350") if after else None
+    [(statement, params)] = captured_claim_selects(scheduler, limit=50, after=cursor)
+    assert "SKIP LOCKED" in statement.upper()
+    plan = explain(mysql_engine, statement, params)
+    [step] = [row for row in plan if row["table"] == "jobs"]
+    assert step["key"] == "ix_jobs_start", plan
+    assert "filesort" not in str(step.get("extra") or "").lower(), plan
+
+
+# -- times --------------------------------------------------------------------------------------
+
+
+def test_the_session_time_zone_is_not_utc(mysql_engine: sa.Engine) -> None:
+    [(zone,)] = raw(mysql_engine, "SELECT @@session.time_zone")
+    assert zone == "-08:00"
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 6, 30, 23, 59, 59, 500000, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 0, 0, 1, tzinfo=UTC),
+    ],
+    ids=["last-microsecond-of-year", "half-second-before-midnight", "one-microsecond"],
+)
+def test_datetime6_round_trips_to_the_microsecond(
+    scheduler: Scheduler, mysql_engine: sa.Engine, start: datetime
+) -> None:
+    scheduler.schedule_job("t", start, "h", None, expiry=start + timedelta(microseconds=1))
+    job = scheduler.get_job("t")
+    assert job is not None
+    assert job.start == start
+    assert job.start.tzinfo == UTC
+    assert job.expiry == start + timedelta(microseconds=1)
+    [(stored,)] = raw(mysql_engine, "SELECT CAST(start_time AS CHAR) FROM jobs")
+    assert stored == start.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def test_a_plus_0530_time_is_stored_as_utc_under_a_minus_0800_session(
+    scheduler: Scheduler, mysql_engine: sa.Engine
+) -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    start = datetime(2026, 3, 2, 17, 30, 0, 123456, tzinfo=india)
+    scheduler.schedule_job("ist", start, "h", None)
+    job = scheduler.get_job("ist")
+    assert job is not None
+    assert job.start == start
+    assert job.start.tzinfo == UTC
+    assert job.start == datetime(2026, 3, 2, 12, 0, 0, 123456, tzinfo=UTC)
+    [(stored,)] = raw(mysql_engine, "SELECT CAST(start_time AS CHAR) FROM jobs")
+    assert stored == "2026-03-02 12:00:00.123456"
+
+
+# -- ids and text -------------------------------------------------------------------------------
+
+
+def test_ids_compare_exactly_under_the_servers_default_collation(
+    scheduler: Scheduler, mysql_engine: sa.Engine
+) -> None:
+    # The server itself folds case and pads spaces, so the schema must not rely on it.
+    [(folds_case, pads_space)] = raw(mysql_engine, "SELECT 'a' = 'A', 'a' = 'a '")
+    assert (folds_case, pads_space) == (1, 1)
+    for job_id in ("a", "A", "a ", "ä"):
+        scheduler.schedule_job(job_id, timedelta(0), "h", {"id": job_id})
+    assert scheduler.count_jobs() == 4
+    for job_id in ("a", "A", "a ", "ä"):
+        job = scheduler.get_job(job_id)
+        assert job is not None
+        assert job.job_id == job_id
+        assert job.data == {"id": job_id}
+    assert scheduler.remove_job("a") is True
+    assert scheduler.get_job("a") is None
+    assert scheduler.get_job("A") is not None
+    assert scheduler.get_job("a ") is not None
+    assert scheduler.get_job("á") is None
+
+
+def test_an_emoji_payload_round_trips_on_a_utf8mb4_connection(
+    scheduler: Scheduler, mysql_engine: sa.Engine, registry: Registry
+) -> None:
+    [(charset,)] = raw(mysql_engine, "SELECT @@character_set_connection")
+    assert charset == "utf8mb4"
+    data = {"text": "party 🎉, clef 𝄞, 漢字", "list": ["🚀" * 100]}
+    scheduler.schedule_job("🎉-job", timedelta(0), "h🎉", data)
+    job = scheduler.get_job("🎉-job")
+    assert job is not None
+    assert job.data == data
+    assert job.handler == "h🎉"
+
+    def fails(job: Any) -> None:
+        raise RuntimeError("broken 💥 handler")
+
+    registry.register("h🎉", fails)
+    report = scheduler.run_due_jobs()
+    assert report.retried == 1
+    job = scheduler.get_job("🎉-job")
+    assert job is not None
+    assert job.last_error is not None
+    assert "broken 💥 handler" in job.last_error
+
+
+# -- server versions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("10.5.1-MariaDB", False),
+        ("10.6.0-MariaDB", True),
+        ("10.11.19-MariaDB-0+deb12u1", True),
+        ("8.0.0", False),
+        ("8.0.1", True),
+        ("5.7.40", False),
+    ],
+)
+def test_servers_without_skip_locked_are_recognised(version: str, supported: bool) -> None:
+    assert supports_skip_locked(version) is supported
+
+
+def test_the_test_server_supports_skip_locked(mysql_engine: sa.Engine) -> None:
+    [(version,)] = raw(mysql_engine, "SELECT VERSION()")
+    assert supports_skip_locked(str(version))
+
+
+# -- racing schedules inside callers' transactions -------------------------------------------------
+
+THREADS = 16
+
+
+@pytest.fixture
+def caller_engine(mysql_url: str) -> Iterator[sa.Engine]:
+    """The web app's own engine: a connection per request thread."""
+    engine = sa.create_engine(mysql_url, pool_size=THREADS, max_overflow=4, pool_pre_ping=True)
+    yield engine
+    engine.dispose()
+
+
+def race_in_caller_transactions(scheduler: Scheduler, engine: sa.Engine, mode: Mode) -> list[str]:
+    """Schedule one id from THREADS threads at once, each in its own REPEATABLE READ
+    transaction that commits; returns the errors that reached the callers."""
+    barrier = threading.Barrier(THREADS)
+    errors: list[str] = []
+
+    def request(n: int) -> None:
+        try:
+            with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+                conn.exec_driver_sql("SELECT 1")  # the request's own earlier work
+                barrier.wait()
+                scheduler.schedule_job(
+                    "same-id", timedelta(minutes=10), "h", {"from": n}, mode=mode, conn=conn
+                )
+                time.sleep(0.01)  # the rest of the request, transaction still open
+                conn.commit()
+        except Exception as e:
+            errors.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return errors
+
+
+@pytest.mark.parametrize("mode", [Mode.IGNORE_IF_EXISTS, Mode.RESCHEDULE])
+@pytest.mark.parametrize("existing", [False, True], ids=["new-id", "existing-id"])
+def test_racing_schedules_of_one_id_in_repeatable_read_transactions_never_deadlock(
+    scheduler: Scheduler,
+    caller_engine: sa.Engine,
+    mysql_engine: sa.Engine,
+    mode: Mode,
+    existing: bool,
+) -> None:
+    [(isolation,)] = raw(caller_engine, "SELECT @@global.tx_isolation")
+    assert isolation == "REPEATABLE-READ"
+    scheduler.get_job("warm-up")  # checks the schema once, outside the race
+    for _ in range(5):
+        if existing:
+            scheduler.schedule_job("same-id", timedelta(minutes=5), "h", {"from": "before"})
+        errors = race_in_caller_transactions(scheduler, caller_engine, mode)
+        assert errors == []
+        [(rows,)] = raw(mysql_engine, "SELECT COUNT(*) FROM jobs")
+        assert rows == 1
+        job = scheduler.get_job("same-id")
+        assert job is not None
+        if mode is Mode.IGNORE_IF_EXISTS and existing:
+            assert job.data == {"from": "before"}
+        else:
+            assert job.data != {"from": "before"}
+        scheduler.remove_job("same-id")
