@@ -73,6 +73,8 @@ class Pass:
         self.runner = runner or runner_name()
         self.report = RunReport(keep_results=options.keep_results)
         self._report_lock = threading.Lock()
+        # Jobs this pass took that are still in the table (kept, retried, deferred, or changed
+        # while they ran): a pass runs each job at most once, even if it is due again.
         self._kept: set[str] = set()
         self.heartbeat = Heartbeat(store, clock) if clock.is_real else None
 
@@ -231,7 +233,6 @@ class Pass:
                 self._finish(claim, OpKind.REMOVE, outcome, now, error=error)
         else:
             if result is False:
-                self._kept.add(job.job_id)
                 self._finish(claim, OpKind.RELEASE, Outcome.KEPT, now)
             else:
                 self._finish(claim, OpKind.REMOVE, Outcome.SUCCEEDED, now)
@@ -246,7 +247,11 @@ class Pass:
         at: datetime | None = None,
         error: str | None = None,
     ) -> None:
+        # Remembered before the write that frees the job, so no other claim of this pass runs it.
+        self._kept.add(claim.job.job_id)
         applied = self.store.apply(now, [Op(kind, claim, at=at, error=error)])[0]
+        if applied and kind is OpKind.REMOVE:
+            self._kept.discard(claim.job.job_id)
         if not applied and kind is not OpKind.RELEASE:
             log.info(
                 "job %r was rescheduled, updated or removed while it ran: the newer state wins "
