@@ -1,0 +1,130 @@
+"""Every bad input to schedule_job raises InvalidJobError naming the field, and writes nothing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from jobsched import InvalidJobError, JobschedError, JobSpec, Mode, Scheduler
+
+NAIVE = datetime(2026, 1, 5, 9, 0)
+AWARE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MIB = 1024 * 1024
+
+
+def refused(field: str, call: Callable[[], object]) -> InvalidJobError:
+    with pytest.raises(InvalidJobError) as info:
+        call()
+    assert info.value.field == field
+    assert field in str(info.value)
+    return info.value
+
+
+BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "naive start": ("start", {"start": NAIVE}),
+    "start as text": ("start", {"start": "2026-01-05T09:00:00Z"}),
+    "start as a number": ("start", {"start": 1767603600}),
+    "naive expiry": ("expiry", {"expiry": NAIVE}),
+    "expiry before start": ("expiry", {"start": AWARE, "expiry": AWARE - timedelta(microseconds=1)}),
+    "expiry delta before start delta": (
+        "expiry",
+        {"start": timedelta(hours=2), "expiry": timedelta(hours=1)},
+    ),
+    "object payload": ("data", {"data": object()}),
+    "set payload": ("data", {"data": {1, 2}}),
+    "bytes payload": ("data", {"data": b"bytes"}),
+    "NaN payload": ("data", {"data": math.nan}),
+    "Infinity payload": ("data", {"data": math.inf}),
+    "-Infinity payload": ("data", {"data": -math.inf}),
+    "nested NaN": ("data", {"data": {"a": [1, {"b": float("nan")}]}}),
+    "lone surrogate in payload": ("data", {"data": "\ud800"}),
+    "payload over the cap": ("data", {"data": "x" * MIB}),
+    "payload over the cap in UTF-8 bytes": ("data", {"data": "é" * (MIB // 2)}),
+    "empty id": ("job_id", {"job_id": ""}),
+    "id too long": ("job_id", {"job_id": "x" * 256}),
+    "id not a string": ("job_id", {"job_id": 5}),
+    "id None": ("job_id", {"job_id": None}),
+    "empty handler": ("handler", {"handler": ""}),
+    "handler too long": ("handler", {"handler": "h" * 256}),
+    "handler not a string": ("handler", {"handler": print}),
+    "max_attempts 0": ("max_attempts", {"max_attempts": 0}),
+    "max_attempts negative": ("max_attempts", {"max_attempts": -1}),
+    "max_attempts True": ("max_attempts", {"max_attempts": True}),
+    "max_attempts False": ("max_attempts", {"max_attempts": False}),
+    "max_attempts float": ("max_attempts", {"max_attempts": 2.0}),
+    "max_attempts text": ("max_attempts", {"max_attempts": "3"}),
+}
+
+
+def call_with(scheduler: Scheduler, mode: Mode, **overrides: Any) -> Callable[[], object]:
+    args: dict[str, Any] = {"job_id": "a", "start": timedelta(0), "handler": "h", "data": None}
+    args.update(overrides)
+    job_id, start, handler, data = (args.pop(k) for k in ("job_id", "start", "handler", "data"))
+    return lambda: scheduler.schedule_job(job_id, start, handler, data, mode=mode, **args)
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_schedule_job_refuses_bad_input_and_writes_nothing(
+    scheduler: Scheduler, case: str
+) -> None:
+    field, overrides = BAD_ARGUMENTS[case]
+    refused(field, call_with(scheduler, Mode.NEW, **overrides))
+    assert list(scheduler.list_jobs()) == []
+
+
+@pytest.mark.parametrize("case", ["naive start", "NaN payload", "expiry before start"])
+def test_a_refused_reschedule_leaves_the_existing_job_as_it_was(
+    scheduler: Scheduler, case: str
+) -> None:
+    existing = scheduler.schedule_job("a", timedelta(hours=1), "h", {"keep": True})
+    field, overrides = BAD_ARGUMENTS[case]
+    refused(field, call_with(scheduler, Mode.RESCHEDULE, **overrides))
+    assert scheduler.get_job("a") == existing
+
+
+def test_invalid_job_error_is_a_jobsched_error_and_a_value_error() -> None:
+    assert issubclass(InvalidJobError, JobschedError)
+    assert issubclass(InvalidJobError, ValueError)
+
+
+def test_an_id_of_255_characters_is_accepted(scheduler: Scheduler) -> None:
+    for job_id in ("x" * 255, "😀" * 255):
+        scheduler.schedule_job(job_id, timedelta(0), "h")
+        assert scheduler.job_exists(job_id)
+
+
+def test_a_payload_of_exactly_the_cap_is_accepted(scheduler: Scheduler) -> None:
+    data = "x" * (MIB - 2)  # the two quotes make it exactly 1 MiB of JSON
+    scheduler.schedule_job("a", timedelta(0), "h", data)
+    job = scheduler.get_job("a")
+    assert job is not None and job.data == data
+
+
+def test_expiry_equal_to_start_is_accepted(scheduler: Scheduler) -> None:
+    job = scheduler.schedule_job("a", AWARE, "h", expiry=AWARE)
+    assert job.expiry == job.start
+
+
+def test_max_attempts_one_is_accepted(scheduler: Scheduler) -> None:
+    assert scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1).max_attempts == 1
+
+
+def test_schedule_jobs_with_one_bad_job_writes_none(scheduler: Scheduler) -> None:
+    specs = [
+        JobSpec("good-1", timedelta(0), "h"),
+        JobSpec("bad", timedelta(0), "h", data=math.nan),
+        JobSpec("good-2", timedelta(0), "h"),
+    ]
+    refused("data", lambda: scheduler.schedule_jobs(specs))
+    assert list(scheduler.list_jobs()) == []
+
+
+def test_schedule_jobs_refuses_unknown_dict_keys(scheduler: Scheduler) -> None:
+    bad = {"job_id": "a", "start": timedelta(0), "handler": "h", "payload": 1}
+    with pytest.raises(InvalidJobError):
+        scheduler.schedule_jobs([bad])
+    assert list(scheduler.list_jobs()) == []
