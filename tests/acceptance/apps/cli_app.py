@@ -1,0 +1,22 @@
+"""Handlers for the CLI tests, imported with ``jobsched --app cli_app`` from this directory."""
+
+from __future__ import annotations
+
+import jobsched
+
+
+@jobsched.handler("ok")
+def ok(job: jobsched.Job) -> None:
+    """Succeeds."""
+
+
+@jobsched.handler("boom")
+def boom(job: jobsched.Job) -> None:
+    """Fails every attempt."""
+    raise RuntimeError(f"boom in {job.job_id}")
+
+
+@jobsched.handler("chain")
+def chain(job: jobsched.Job) -> None:
+    """Schedules a follow-up job through the current scheduler (the one the CLI installed)."""
+    jobsched.schedule_job(f"after-{job.job_id}", jobsched.now(), "ok", {"after": job.job_id})

@@ -1,0 +1,493 @@
+"""The ``jobsched`` command end to end, as real processes.
+
+Exit codes: 0 the command did its work (a pass whose jobs failed included); 1 the environment
+failed (database unreachable, schema missing, app module not importable); 2 a user mistake.
+Errors are one line on stderr, never a traceback, and arguments are checked before the database
+is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+JOBSCHED = Path(sys.executable).parent / "jobsched"
+APPS = Path(__file__).parent / "apps"
+#: Nothing listens on port 1: connecting fails at once.
+UNREACHABLE_URL = "mysql+pymysql://root@127.0.0.1:1/x"
+PAST = "2020-01-01T00:00:00Z"
+FUTURE = "2099-01-01T00:00:00Z"
+SUMMARY = re.compile(r"^jobsched run-due: ran (\d+)(?: \(([a-z0-9, ]+)\))? in \d+\.\d\ds$")
+
+
+def run(
+    *args: str,
+    url: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``jobsched [--database-url URL] ARGS`` with a clean jobsched environment."""
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_") and k != "PYTHONPATH"
+    }
+    environ.update(env or {})
+    argv = [str(JOBSCHED)] + (["--database-url", url] if url else []) + list(args)
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=cwd or APPS, env=environ, timeout=120
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str], *, handler_failed: bool = False) -> str:
+    """Check a successful exit. Only a failing handler's own traceback may be logged."""
+    assert result.returncode == 0, result.stderr
+    if handler_failed:
+        assert "Traceback" in result.stderr
+        assert str(APPS / "cli_app.py") in result.stderr
+    else:
+        assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def fails(result: subprocess.CompletedProcess[str], code: int, *words: str) -> str:
+    """Check an error exit: the code, one line on stderr naming ``words``, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    [line] = lines
+    assert line.startswith("jobsched: error: "), line
+    for word in words:
+        assert word.lower() in line.lower(), line
+    return line
+
+
+def show(url: str, job_id: str) -> dict[str, Any]:
+    job: dict[str, Any] = json.loads(ok(run("show", job_id, "--json", url=url)))
+    return job
+
+
+def summary(stdout: str) -> tuple[int, dict[str, int]]:
+    """``(ran, {outcome: count})`` from run-due's summary line."""
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, stdout
+    match = SUMMARY.match(lines[0])
+    assert match, lines[0]
+    counts = {}
+    for part in (match.group(2) or "").split(", "):
+        if part:
+            name, number = part.split()
+            counts[name] = int(number)
+    return int(match.group(1)), counts
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> str:
+    """A migrated SQLite database of this test's own."""
+    return sqlite_url
+
+
+# -- migrate ------------------------------------------------------------------------------------
+
+
+def test_migrate_creates_the_schema_and_can_run_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert "schema is current" in ok(run("migrate", url=url))
+    assert "schema is current" in ok(run("migrate", url=url))
+    assert ok(run("list", url=url)) == ""
+
+
+def test_migrate_on_mariadb(mysql_url: str) -> None:
+    ok(run("migrate", url=mysql_url))
+    ok(run("schedule", "m1", "ok", "--at", FUTURE, url=mysql_url))
+    ok(run("migrate", url=mysql_url))
+    assert show(mysql_url, "m1")["job_id"] == "m1"
+
+
+def test_without_a_url_the_default_is_jobsched_db_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    ok(run("migrate", cwd=tmp_path))
+    assert (tmp_path / "jobsched.db").exists()
+    ok(run("schedule", "d1", "ok", "--in", "1h", cwd=tmp_path))
+    assert json.loads(ok(run("show", "d1", "--json", cwd=tmp_path)))["job_id"] == "d1"
+
+
+def test_the_database_url_comes_from_the_environment(db: str, tmp_path: Path) -> None:
+    ok(run("schedule", "e1", "ok", "--in", "1h", cwd=tmp_path, env={"JOBSCHED_DATABASE_URL": db}))
+    assert show(db, "e1")["handler"] == "ok"
+    assert not (tmp_path / "jobsched.db").exists()
+
+
+# -- schedule -----------------------------------------------------------------------------------
+
+
+def test_schedule_at_a_utc_time_prints_the_job(db_url: str) -> None:
+    out = ok(run("schedule", "s1", "ok", "--at", "2026-11-23T09:00:00Z", url=db_url))
+    assert "s1" in out
+    assert "2026-11-23T09:00:00+00:00" in out
+    job = show(db_url, "s1")
+    assert job["start"] == "2026-11-23T09:00:00+00:00"
+    assert job["handler"] == "ok"
+    assert job["data"] is None
+    assert job["attempts"] == 0
+    assert job["max_attempts"] == 3
+
+
+def test_schedule_at_a_time_with_an_offset_stores_it_in_utc(db_url: str) -> None:
+    ok(run("schedule", "s2", "ok", "--at", "2026-11-23T09:00:00.250000+01:00", url=db_url))
+    assert show(db_url, "s2")["start"] == "2026-11-23T08:00:00.250000+00:00"
+
+
+def test_schedule_in_a_duration_starts_that_long_from_now(db: str) -> None:
+    before = datetime.now(UTC)
+    ok(run("schedule", "s3", "ok", "--in", "2h", url=db))
+    after = datetime.now(UTC)
+    start = datetime.fromisoformat(show(db, "s3")["start"])
+    assert before + timedelta(hours=2) <= start <= after + timedelta(hours=2)
+
+
+def test_schedule_with_data_expiry_and_max_attempts(db: str) -> None:
+    data = {"email": "ada@example.com", "tags": ["é", "🎉"], "n": 1.5, "ok": True}
+    ok(
+        run(
+            "schedule", "s4", "ok",
+            "--at", "2026-11-23T09:00:00Z",
+            "--data", json.dumps(data),
+            "--expiry", "2026-11-23T10:30:00+01:00",
+            "--max-attempts", "5",
+            url=db,
+        )
+    )  # fmt: skip
+    job = show(db, "s4")
+    assert job["data"] == data
+    assert job["expiry"] == "2026-11-23T09:30:00+00:00"
+    assert job["max_attempts"] == 5
+
+
+def test_schedule_mode_new_refuses_an_existing_id(db: str) -> None:
+    ok(run("schedule", "s5", "ok", "--at", FUTURE, url=db))
+    fails(run("schedule", "s5", "ok", "--at", PAST, url=db), 2, "s5")
+    fails(run("schedule", "s5", "ok", "--at", PAST, "--mode", "new", url=db), 2, "s5")
+    assert show(db, "s5")["start"] == "2099-01-01T00:00:00+00:00"
+
+
+def test_schedule_mode_ignore_if_exists_keeps_the_existing_job(db: str) -> None:
+    ok(run("schedule", "s6", "ok", "--at", FUTURE, "--data", '{"v": 1}', url=db))
+    out = ok(
+        run("schedule", "s6", "ok", "--at", PAST, "--data", '{"v": 2}', "--mode",
+            "ignore-if-exists", url=db)
+    )  # fmt: skip
+    assert "2099-01-01T00:00:00+00:00" in out
+    job = show(db, "s6")
+    assert job["data"] == {"v": 1}
+    assert job["start"] == "2099-01-01T00:00:00+00:00"
+
+
+def test_schedule_mode_reschedule_replaces_the_existing_job(db: str) -> None:
+    ok(run("schedule", "s7", "ok", "--at", FUTURE, "--data", '{"v": 1}', url=db))
+    ok(
+        run("schedule", "s7", "other", "--at", PAST, "--data", '{"v": 2}', "--mode", "reschedule",
+            url=db)
+    )  # fmt: skip
+    job = show(db, "s7")
+    assert job["data"] == {"v": 2}
+    assert job["handler"] == "other"
+    assert job["start"] == "2020-01-01T00:00:00+00:00"
+
+
+# -- show, list, remove -------------------------------------------------------------------------
+
+
+def test_show_prints_the_job(db: str) -> None:
+    ok(run("schedule", "v1", "ok", "--at", FUTURE, "--data", '{"k": "v"}', url=db))
+    out = ok(run("show", "v1", url=db))
+    assert "v1" in out
+    assert "ok" in out
+    assert "2099-01-01T00:00:00+00:00" in out
+    assert '{"k": "v"}' in out
+
+
+def test_show_json_prints_every_field(db: str) -> None:
+    ok(run("schedule", "v2", "ok", "--at", FUTURE, "--data", "[1, 2]", url=db))
+    job = show(db, "v2")
+    assert set(job) == {
+        "job_id", "handler", "data", "start", "expiry", "attempts", "max_attempts",
+        "created_at", "last_error",
+    }  # fmt: skip
+    assert job["data"] == [1, 2]
+    assert job["expiry"] is None
+    assert job["last_error"] is None
+
+
+@pytest.fixture
+def three_jobs(db: str) -> str:
+    ok(run("schedule", "late", "ok", "--at", FUTURE, url=db))
+    ok(run("schedule", "early", "ok", "--at", "2020-01-01T00:00:00Z", url=db))
+    ok(run("schedule", "middle", "other", "--at", "2021-06-01T00:00:00Z", url=db))
+    return db
+
+
+def listed_ids(stdout: str) -> list[str]:
+    return [line.split()[1] for line in stdout.strip().splitlines()]
+
+
+def test_list_shows_jobs_by_start_time(three_jobs: str) -> None:
+    out = ok(run("list", url=three_jobs))
+    assert listed_ids(out) == ["early", "middle", "late"]
+
+
+def test_list_due_shows_only_jobs_whose_time_has_come(three_jobs: str) -> None:
+    assert listed_ids(ok(run("list", "--due", url=three_jobs))) == ["early", "middle"]
+
+
+def test_list_handler_filters_by_handler(three_jobs: str) -> None:
+    assert listed_ids(ok(run("list", "--handler", "other", url=three_jobs))) == ["middle"]
+
+
+def test_list_limit_takes_the_first_jobs(three_jobs: str) -> None:
+    assert listed_ids(ok(run("list", "--limit", "2", url=three_jobs))) == ["early", "middle"]
+
+
+def test_list_json_prints_an_array(three_jobs: str) -> None:
+    jobs = json.loads(ok(run("list", "--json", url=three_jobs)))
+    assert [job["job_id"] for job in jobs] == ["early", "middle", "late"]
+    assert jobs[1]["handler"] == "other"
+    jobs = json.loads(ok(run("list", "--json", "--due", "--limit", "1", url=three_jobs)))
+    assert [job["job_id"] for job in jobs] == ["early"]
+
+
+def test_list_json_of_no_jobs_is_an_empty_array(db: str) -> None:
+    assert json.loads(ok(run("list", "--json", url=db))) == []
+
+
+def test_remove_removes_the_job(db: str) -> None:
+    ok(run("schedule", "r1", "ok", "--at", FUTURE, url=db))
+    assert "r1" in ok(run("remove", "r1", url=db))
+    fails(run("show", "r1", url=db), 2, "r1")
+
+
+# -- run-due ------------------------------------------------------------------------------------
+
+
+def test_run_due_prints_one_summary_line(db_url: str) -> None:
+    for job_id in ("a", "b"):
+        ok(run("schedule", job_id, "ok", "--at", PAST, url=db_url))
+    ok(run("schedule", "not-yet", "ok", "--at", FUTURE, url=db_url))
+    ran, counts = summary(ok(run("--app", "cli_app", "run-due", url=db_url)))
+    assert (ran, counts) == (2, {"succeeded": 2})
+    assert listed_ids(ok(run("list", url=db_url))) == ["not-yet"]
+
+
+def test_run_due_limit_bounds_the_pass(db: str) -> None:
+    for job_id in ("a", "b", "c"):
+        ok(run("schedule", job_id, "ok", "--at", PAST, url=db))
+    ran, counts = summary(ok(run("--app", "cli_app", "run-due", "--limit", "2", url=db)))
+    assert (ran, counts) == (2, {"succeeded": 2})
+    assert listed_ids(ok(run("list", url=db))) == ["c"]
+
+
+def test_run_due_exits_0_when_jobs_fail(db: str) -> None:
+    ok(run("schedule", "retry-me", "boom", "--at", PAST, url=db))
+    ok(run("schedule", "fail-me", "boom", "--at", PAST, "--max-attempts", "1", url=db))
+    result = run("--app", "cli_app", "run-due", url=db)
+    ran, counts = summary(ok(result, handler_failed=True))
+    assert (ran, counts) == (2, {"retried": 1, "failed": 1})
+    assert "boom in retry-me" in result.stderr
+    job = show(db, "retry-me")
+    assert job["attempts"] == 1
+    assert "boom in retry-me" in job["last_error"]
+
+
+def test_run_due_quiet_prints_nothing_when_all_went_well(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    result = run("--app", "cli_app", "run-due", "--quiet", url=db)
+    assert ok(result) == ""
+    assert result.stderr == ""
+    assert ok(run("list", url=db)) == ""
+
+
+def test_run_due_quiet_prints_nothing_when_nothing_is_due(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", FUTURE, url=db))
+    result = run("--app", "cli_app", "run-due", "--quiet", url=db)
+    assert ok(result) == ""
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("handler", "extra", "outcome"),
+    [
+        ("boom", [], "retried"),
+        ("boom", ["--max-attempts", "1"], "failed"),
+        ("no-such-handler", [], "deferred"),
+    ],
+)
+def test_run_due_quiet_prints_the_summary_when_there_was_trouble(
+    db: str, handler: str, extra: list[str], outcome: str
+) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "t", handler, "--at", PAST, *extra, url=db))
+    result = run("--app", "cli_app", "run-due", "--quiet", url=db)
+    _, counts = summary(ok(result, handler_failed=handler == "boom"))
+    assert counts == {"succeeded": 1, outcome: 1}
+
+
+# -- app modules --------------------------------------------------------------------------------
+
+
+def test_without_an_app_module_jobs_are_deferred_not_run(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    ran, counts = summary(ok(run("run-due", url=db)))
+    assert (ran, counts) == (0, {"deferred": 1})
+    assert "ok" in show(db, "a")["last_error"]
+
+
+def test_app_option_imports_handlers_from_the_current_directory(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "b", "extra", "--at", PAST, url=db))
+    out = ok(run("--app", "cli_app", "--app", "cli_app_extra", "run-due", url=db, cwd=APPS))
+    assert summary(out) == (2, {"succeeded": 2})
+
+
+def test_jobsched_app_environment_variable_is_comma_separated(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "b", "extra", "--at", PAST, url=db))
+    env = {"JOBSCHED_APP": "cli_app, cli_app_extra"}
+    assert summary(ok(run("run-due", url=db, env=env))) == (2, {"succeeded": 2})
+
+
+def test_a_handler_schedules_through_the_scheduler_the_cli_installed(db_url: str) -> None:
+    ok(run("schedule", "first", "chain", "--at", PAST, url=db_url))
+    assert summary(ok(run("--app", "cli_app", "run-due", url=db_url)))[1] == {"succeeded": 1}
+    assert show(db_url, "after-first")["data"] == {"after": "first"}
+
+
+# -- exit code 1: the environment failed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["migrate"],
+        ["run-due"],
+        ["list"],
+        ["show", "x"],
+        ["remove", "x"],
+        ["schedule", "x", "ok", "--in", "1h"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_an_unreachable_database_exits_1(args: list[str]) -> None:
+    fails(run(*args, url=UNREACHABLE_URL), 1, "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run-due"], ["list"], ["show", "x"], ["remove", "x"], ["schedule", "x", "ok", "--in", "1h"]],
+    ids=lambda args: args[0],
+)
+def test_a_database_without_the_schema_exits_1(args: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    fails(run(*args, url=f"sqlite:///{path}"), 1, "jobsched migrate")
+
+
+def test_a_missing_sqlite_file_exits_1_and_is_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "mistyped.db"
+    fails(run("list", url=f"sqlite:///{path}"), 1, "jobsched migrate")
+    fails(run("schedule", "x", "ok", "--in", "1h", url=f"sqlite:///{path}"), 1, "jobsched migrate")
+    fails(run("run-due", url=f"sqlite:///{path}"), 1, "jobsched migrate")
+    assert not path.exists()
+
+
+@pytest.fixture
+def empty_mysql_url(mysql_database_url: str) -> Iterator[str]:
+    """A new, empty database on the MariaDB test server."""
+    server = sa.make_url(mysql_database_url)
+    name = f"jobsched_cli_{secrets.token_hex(4)}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()
+
+
+def test_a_database_without_the_schema_exits_1_on_mariadb(empty_mysql_url: str) -> None:
+    fails(run("list", url=empty_mysql_url), 1, "jobsched migrate")
+    fails(run("run-due", url=empty_mysql_url), 1, "jobsched migrate")
+
+
+@pytest.mark.parametrize(
+    ("apps", "env"),
+    [
+        (["--app", "no_such_app_module"], {}),
+        (["--app", "broken_app"], {}),
+        (["--app", "cli_app", "--app", "no_such_app_module"], {}),
+        ([], {"JOBSCHED_APP": "cli_app,no_such_app_module"}),
+    ],
+    ids=["missing", "failing-import", "second-missing", "environment"],
+)
+def test_an_app_module_that_cannot_be_imported_exits_1(
+    db: str, apps: list[str], env: dict[str, str]
+) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    line = fails(run(*apps, "run-due", url=db, env=env), 1)
+    assert "no_such_app_module" in line or "broken_app" in line
+    assert show(db, "a")["attempts"] == 0
+
+
+# -- exit code 2: a user mistake ----------------------------------------------------------------
+
+BAD_ARGUMENTS = {
+    "bad-json": (["schedule", "x", "ok", "--in", "1h", "--data", "{bad"], "JSON"),
+    "nan-json": (["schedule", "x", "ok", "--in", "1h", "--data", "NaN"], "NaN"),
+    "time-without-zone": (["schedule", "x", "ok", "--at", "2026-11-23T09:00:00"], "zone"),
+    "not-a-time": (["schedule", "x", "ok", "--at", "next tuesday"], "next tuesday"),
+    "unknown-mode": (["schedule", "x", "ok", "--in", "1h", "--mode", "sometimes"], "sometimes"),
+    "bad-number": (["schedule", "x", "ok", "--in", "1h", "--max-attempts", "abc"], "abc"),
+    "zero-attempts": (["schedule", "x", "ok", "--in", "1h", "--max-attempts", "0"], "0"),
+    "bad-duration": (["schedule", "x", "ok", "--in", "5x"], "5x"),
+    "no-start": (["schedule", "x", "ok"], "--at"),
+    "two-starts": (["schedule", "x", "ok", "--in", "1h", "--at", FUTURE], "--at"),
+    "expiry-before-start": (["schedule", "x", "ok", "--in", "2h", "--expiry", "1h"], "expiry"),
+    "empty-id": (["schedule", "", "ok", "--in", "1h"], "job_id"),
+    "bad-expiry-zone": (["schedule", "x", "ok", "--in", "1h", "--expiry", "2099-01-01"], "zone"),
+    "bad-run-due-limit": (["run-due", "--limit", "many"], "many"),
+    "zero-run-due-limit": (["run-due", "--limit", "0"], "0"),
+    "bad-list-limit": (["list", "--limit", "x"], "x"),
+    "unknown-option": (["list", "--sideways"], "--sideways"),
+    "unknown-command": (["frobnicate"], "frobnicate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_a_user_mistake_exits_2_with_one_line(db: str, case: str) -> None:
+    args, word = BAD_ARGUMENTS[case]
+    fails(run(*args, url=db), 2, word)
+    assert ok(run("list", url=db)) == ""
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_arguments_are_checked_before_the_database_is_touched(case: str) -> None:
+    args, word = BAD_ARGUMENTS[case]
+    fails(run(*args, url=UNREACHABLE_URL), 2, word)
+
+
+@pytest.mark.parametrize("command", ["show", "remove"])
+def test_a_missing_job_exits_2(db: str, command: str) -> None:
+    fails(run(command, "ghost", url=db), 2, "ghost")
