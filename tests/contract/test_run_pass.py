@@ -27,7 +27,7 @@ HOUR = timedelta(hours=1)
 class Calls:
     """A handler that records the jobs it saw and returns (or raises) what it is told."""
 
-    def __init__(self, result: bool | None | BaseException = None) -> None:
+    def __init__(self, result: bool | BaseException | None = None) -> None:
         self.result = result
         self.jobs: list[Job] = []
 

@@ -1,4 +1,4 @@
-"""schedule_job and its three modes: NEW, IGNORE_IF_EXISTS, RESCHEDULE; reading and removing jobs."""
+"""schedule_job and its three modes (NEW, IGNORE_IF_EXISTS, RESCHEDULE); reading, removing."""
 
 from __future__ import annotations
 

@@ -29,7 +29,10 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "start as text": ("start", {"start": "2026-01-05T09:00:00Z"}),
     "start as a number": ("start", {"start": 1767603600}),
     "naive expiry": ("expiry", {"expiry": NAIVE}),
-    "expiry before start": ("expiry", {"start": AWARE, "expiry": AWARE - timedelta(microseconds=1)}),
+    "expiry before start": (
+        "expiry",
+        {"start": AWARE, "expiry": AWARE - timedelta(microseconds=1)},
+    ),
     "expiry delta before start delta": (
         "expiry",
         {"start": timedelta(hours=2), "expiry": timedelta(hours=1)},
@@ -68,9 +71,7 @@ def call_with(scheduler: Scheduler, mode: Mode, **overrides: Any) -> Callable[[]
 
 
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
-def test_schedule_job_refuses_bad_input_and_writes_nothing(
-    scheduler: Scheduler, case: str
-) -> None:
+def test_schedule_job_refuses_bad_input_and_writes_nothing(scheduler: Scheduler, case: str) -> None:
     field, overrides = BAD_ARGUMENTS[case]
     refused(field, call_with(scheduler, Mode.NEW, **overrides))
     assert list(scheduler.list_jobs()) == []
