@@ -34,7 +34,10 @@ def resolve_time(value: object, now: datetime, field: str) -> datetime:
     from datetime import UTC
 
     if isinstance(value, timedelta):
-        return now + value
+        try:
+            return now + value
+        except OverflowError:
+            raise InvalidJobError(field, f"now + {value} is past the year 9999") from None
     if not isinstance(value, datetime):
         raise InvalidJobError(
             field, f"expected a datetime or timedelta, got {type(value).__name__}"
@@ -43,7 +46,10 @@ def resolve_time(value: object, now: datetime, field: str) -> datetime:
         raise InvalidJobError(
             field, f"{value.isoformat()} has no time zone; pass an aware datetime (tzinfo=UTC)"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidJobError(field, f"{value.isoformat()} in UTC is out of range") from None
 
 
 def check_name(value: object, field: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -28,7 +28,13 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "naive start": ("start", {"start": NAIVE}),
     "start as text": ("start", {"start": "2026-01-05T09:00:00Z"}),
     "start as a number": ("start", {"start": 1767603600}),
+    "start delta past year 9999": ("start", {"start": timedelta(days=999_999_999)}),
+    "start past year 9999 in UTC": (
+        "start",
+        {"start": datetime.max.replace(tzinfo=timezone(timedelta(hours=-8)))},
+    ),
     "naive expiry": ("expiry", {"expiry": NAIVE}),
+    "expiry delta past year 9999": ("expiry", {"expiry": timedelta(days=999_999_999)}),
     "expiry before start": (
         "expiry",
         {"start": AWARE, "expiry": AWARE - timedelta(microseconds=1)},
