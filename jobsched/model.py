@@ -77,6 +77,11 @@ class JobSpec:
                 from jobsched.errors import InvalidJobError
 
                 raise InvalidJobError("job spec", f"unknown keys {sorted(unknown)}")
+            for required in ("job_id", "start", "handler"):
+                if required not in value:
+                    from jobsched.errors import InvalidJobError
+
+                    raise InvalidJobError(required, "missing from the job spec")
             return cls(**value)
         from jobsched.errors import InvalidJobError
 

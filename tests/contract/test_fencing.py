@@ -256,3 +256,53 @@ def test_a_claim_that_ran_out_at_max_attempts_fails_without_running_again(
     assert takeover[0].ran == 0
     assert len(handler.jobs) == 1
     assert not scheduler.job_exists("a")
+
+
+def test_an_update_keeps_a_running_job_from_starting_twice_at_once(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    handler = Blocking()
+    scheduler.registry.register("h", handler)
+    scheduler.schedule_job("a", timedelta(0), "h", "old")
+    second: list[RunReport] = []
+
+    def update_and_run_again() -> None:
+        scheduler.update_job(
+            "a",
+            lambda job: (Job("a", "h", "new", clock.now()), None),
+        )
+        second.append(scheduler.run_due_jobs())
+
+    while_running(scheduler, handler, update_and_run_again)
+    assert second[0].results == []
+    assert scheduler.run_due_jobs().succeeded == 1
+    assert [j.data for j in handler.jobs] == ["old", "new"]
+
+
+def test_a_handler_that_removes_its_own_job_leaves_it_removed(scheduler: Scheduler) -> None:
+    def remove_self(job: Job) -> bool:
+        scheduler.remove_job(job.job_id)
+        return False
+
+    scheduler.registry.register("h", remove_self)
+    scheduler.schedule_job("a", timedelta(0), "h")
+    assert scheduler.run_due_jobs().kept == 1
+    assert not scheduler.job_exists("a")
+
+
+def test_a_claim_that_ran_out_past_the_expiry_expires_the_job(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    handler = Blocking()
+    scheduler.registry.register("h", handler, timeout=timedelta(minutes=5))
+    scheduler.schedule_job("a", timedelta(0), "h", expiry=timedelta(minutes=1))
+    takeover: list[RunReport] = []
+
+    def take_over() -> None:
+        clock.advance(timedelta(minutes=5))
+        takeover.append(scheduler.run_due_jobs())
+
+    while_running(scheduler, handler, take_over)
+    assert [r.outcome for r in takeover[0].results] == [Outcome.EXPIRED]
+    assert len(handler.jobs) == 1
+    assert not scheduler.job_exists("a")

@@ -509,3 +509,20 @@ def test_a_running_handler_does_not_block_schedule_job_or_get_job(
     assert run.join().succeeded == 1
     assert not scheduler.job_exists("running")
     assert scheduler.job_exists("other")
+
+
+def test_a_pass_judges_a_batch_at_the_time_it_read_for_it(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    def slow(job: Job) -> None:
+        clock.advance(timedelta(hours=2))  # a long handler: time moves on during the batch
+
+    ran: list[str] = []
+    scheduler.registry.register("slow", slow)
+    scheduler.registry.register("h", lambda job: ran.append(job.job_id))
+    start = clock.now()
+    scheduler.schedule_job("1-slow", timedelta(minutes=-1), "slow")
+    scheduler.schedule_job("2-expires-in-1h", timedelta(0), "h", expiry=timedelta(hours=1))
+    report = scheduler.run_due_jobs()
+    assert ran == ["2-expires-in-1h"]
+    assert [r.at for r in report.results] == [start, start]

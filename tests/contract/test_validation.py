@@ -135,3 +135,27 @@ def test_schedule_jobs_refuses_unknown_dict_keys(scheduler: Scheduler) -> None:
     with pytest.raises(InvalidJobError):
         scheduler.schedule_jobs([bad])
     assert list(scheduler.list_jobs()) == []
+
+
+@pytest.mark.parametrize("missing", ["job_id", "start", "handler"])
+def test_schedule_jobs_refuses_a_dict_without_a_required_key(
+    scheduler: Scheduler, missing: str
+) -> None:
+    spec: dict[str, Any] = {"job_id": "a", "start": timedelta(0), "handler": "h"}
+    del spec[missing]
+    ok = {"job_id": "b", "start": timedelta(0), "handler": "h"}
+    refused(missing, lambda: scheduler.schedule_jobs([ok, spec]))
+    assert list(scheduler.list_jobs()) == []
+
+
+@pytest.mark.parametrize("item", [("a", timedelta(0), "h"), "a", None])
+def test_schedule_jobs_refuses_what_is_neither_a_spec_nor_a_dict(
+    scheduler: Scheduler, item: object
+) -> None:
+    with pytest.raises(InvalidJobError):
+        scheduler.schedule_jobs([item])  # type: ignore[list-item]
+    assert list(scheduler.list_jobs()) == []
+
+
+def test_schedule_jobs_refuses_a_bad_mode(scheduler: Scheduler) -> None:
+    refused("mode", lambda: scheduler.schedule_jobs([], mode="new"))  # type: ignore[arg-type]
