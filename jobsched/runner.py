@@ -174,6 +174,12 @@ class Pass:
         job = claim.job
         if claim.lost_runner is not None:
             if job.attempts >= job.max_attempts:
+                log.error(
+                    "job %r failed after %d attempt(s): %s",
+                    job.job_id,
+                    job.attempts,
+                    job.last_error,
+                )
                 self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
                 return
             if not is_expired(job, now):
