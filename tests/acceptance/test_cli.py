@@ -392,6 +392,22 @@ def test_an_unreachable_database_exits_1(args: list[str]) -> None:
     fails(run(*args, url=UNREACHABLE_URL), 1, "127.0.0.1")
 
 
+def test_an_error_message_never_shows_the_database_password() -> None:
+    line = fails(run("list", url="mysql+pymysql://root:s3cret-pw@127.0.0.1:1/x"), 1)
+    assert "s3cret-pw" not in line
+
+
+def test_an_unknown_mariadb_database_exits_1(mysql_database_url: str) -> None:
+    url = sa.make_url(mysql_database_url).set(database="jobsched_no_such_database")
+    fails(run("list", url=url.render_as_string(hide_password=False)), 1, "no_such_database")
+
+
+def test_a_sqlite_file_in_a_missing_directory_exits_1(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+    fails(run("migrate", url=url), 1, "no-such-dir")
+    assert not (tmp_path / "no-such-dir").exists()
+
+
 @pytest.mark.parametrize(
     "args",
     [["run-due"], ["list"], ["show", "x"], ["remove", "x"], ["schedule", "x", "ok", "--in", "1h"]],
