@@ -158,19 +158,19 @@ def test_schedule_in_a_duration_starts_that_long_from_now(db: str) -> None:
     assert before + timedelta(hours=2) <= start <= after + timedelta(hours=2)
 
 
-def test_schedule_with_data_expiry_and_max_attempts(db: str) -> None:
+def test_schedule_with_data_expiry_and_max_attempts(db_url: str) -> None:
     data = {"email": "ada@example.com", "tags": ["é", "🎉"], "n": 1.5, "ok": True}
     ok(
         run(
             "schedule", "s4", "ok",
             "--at", "2026-11-23T09:00:00Z",
-            "--data", json.dumps(data),
+            "--data", json.dumps(data, ensure_ascii=False),
             "--expiry", "2026-11-23T10:30:00+01:00",
             "--max-attempts", "5",
-            url=db,
+            url=db_url,
         )
     )  # fmt: skip
-    job = show(db, "s4")
+    job = show(db_url, "s4")
     assert job["data"] == data
     assert job["expiry"] == "2026-11-23T09:30:00+00:00"
     assert job["max_attempts"] == 5

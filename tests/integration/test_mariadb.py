@@ -23,12 +23,32 @@ from jobsched.store.sql import SqlStore
 pytestmark = pytest.mark.mariadb
 
 
+@pytest.fixture(params=["mysql+pymysql", "mariadb+pymysql"])
+def scheduler_engine(
+    request: pytest.FixtureRequest, mysql_url: str, mysql_engine: sa.Engine
+) -> Iterator[sa.Engine]:
+    """The -08:00 session engine on the emptied test database, through both URL spellings."""
+    if request.param == mysql_engine.url.drivername:
+        yield mysql_engine
+        return
+    engine = sa.create_engine(mysql_engine.url.set(drivername=request.param), pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def set_zone(dbapi_conn: Any, record: object) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("SET time_zone = '-08:00'")
+        cursor.close()
+
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def scheduler(
-    mysql_url: str, mysql_engine: sa.Engine, clock: FakeClock, registry: Registry
+    scheduler_engine: sa.Engine, clock: FakeClock, registry: Registry
 ) -> Iterator[Scheduler]:
-    """A scheduler on the emptied MariaDB test database, through the -08:00 session engine."""
-    scheduler = Scheduler(mysql_engine, clock=clock, registry=registry)
+    """A scheduler on the emptied MariaDB test database, through a -08:00 session engine."""
+    scheduler = Scheduler(scheduler_engine, clock=clock, registry=registry)
     yield scheduler
     scheduler.close()
 
@@ -105,8 +125,8 @@ def test_the_claim_query_uses_the_start_time_index(
 # -- times --------------------------------------------------------------------------------------
 
 
-def test_the_session_time_zone_is_not_utc(mysql_engine: sa.Engine) -> None:
-    [(zone,)] = raw(mysql_engine, "SELECT @@session.time_zone")
+def test_the_session_time_zone_is_not_utc(scheduler_engine: sa.Engine) -> None:
+    [(zone,)] = raw(scheduler_engine, "SELECT @@session.time_zone")
     assert zone == "-08:00"
 
 
@@ -172,9 +192,9 @@ def test_ids_compare_exactly_under_the_servers_default_collation(
 
 
 def test_an_emoji_payload_round_trips_on_a_utf8mb4_connection(
-    scheduler: Scheduler, mysql_engine: sa.Engine, registry: Registry
+    scheduler: Scheduler, scheduler_engine: sa.Engine, registry: Registry
 ) -> None:
-    [(charset,)] = raw(mysql_engine, "SELECT @@character_set_connection")
+    [(charset,)] = raw(scheduler_engine, "SELECT @@character_set_connection")
     assert charset == "utf8mb4"
     data = {"text": "party 🎉, clef 𝄞, 漢字", "list": ["🚀" * 100]}
     scheduler.schedule_job("🎉-job", timedelta(0), "h🎉", data)
