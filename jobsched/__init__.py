@@ -15,14 +15,12 @@ act on the current scheduler (``get_scheduler``); tests swap it with ``use_sched
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobsched.clock import Clock, FakeClock, RealClock
-from jobsched.current import get_scheduler, set_scheduler, use_scheduler
 from jobsched.errors import (
     DatabaseError,
     InvalidJobError,
@@ -42,7 +40,30 @@ from jobsched.model import (
     Outcome,
     RunReport,
 )
-from jobsched.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from jobsched.current import get_scheduler, set_scheduler, use_scheduler
+    from jobsched.scheduler import Scheduler
+
+# Imported on first use, so that importing jobsched (as pytest does for the plugin) stays light:
+# the scheduler pulls in SQLAlchemy.
+_LAZY = {
+    "Scheduler": "jobsched.scheduler",
+    "get_scheduler": "jobsched.current",
+    "set_scheduler": "jobsched.current",
+    "use_scheduler": "jobsched.current",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jobsched' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -81,6 +102,12 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _current() -> Scheduler:
+    from jobsched.current import get_scheduler
+
+    return get_scheduler()
+
+
 def schedule_job(
     job_id: str,
     start: datetime | timedelta,
@@ -93,7 +120,7 @@ def schedule_job(
     conn: sa.Connection | None = None,
 ) -> Job:
     """Schedule a job on the current scheduler: see ``Scheduler.schedule_job``."""
-    return get_scheduler().schedule_job(
+    return _current().schedule_job(
         job_id, start, handler, data, mode=mode, expiry=expiry, max_attempts=max_attempts, conn=conn
     )
 
@@ -105,44 +132,44 @@ def schedule_jobs(
     conn: sa.Connection | None = None,
 ) -> int:
     """Schedule many jobs on the current scheduler: see ``Scheduler.schedule_jobs``."""
-    return get_scheduler().schedule_jobs(jobs, mode=mode, conn=conn)
+    return _current().schedule_jobs(jobs, mode=mode, conn=conn)
 
 
 def add_job(job: Job, *, conn: sa.Connection | None = None) -> Job:
     """Insert a job exactly as given: see ``Scheduler.add_job``."""
-    return get_scheduler().add_job(job, conn=conn)
+    return _current().add_job(job, conn=conn)
 
 
 def get_job(job_id: str) -> Job | None:
     """The job with this id, or None."""
-    return get_scheduler().get_job(job_id)
+    return _current().get_job(job_id)
 
 
 def job_exists(job_id: str) -> bool:
     """True if a job with this id exists."""
-    return get_scheduler().job_exists(job_id)
+    return _current().job_exists(job_id)
 
 
 def remove_job(job_id: str) -> bool:
     """Remove a job; True if there was one."""
-    return get_scheduler().remove_job(job_id)
+    return _current().remove_job(job_id)
 
 
 def update_job(job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
     """Atomic read-modify-write of one job: see ``Scheduler.update_job``."""
-    return get_scheduler().update_job(job_id, fn)
+    return _current().update_job(job_id, fn)
 
 
 def run_due_jobs(*, limit: int | None = None) -> RunReport:
     """Run one pass over the due jobs of the current scheduler."""
-    return get_scheduler().run_due_jobs(limit=limit)
+    return _current().run_due_jobs(limit=limit)
 
 
 def now() -> datetime:
     """The current scheduler's time (aware UTC; virtual time in a simulation)."""
-    return get_scheduler().now()
+    return _current().now()
 
 
 def time() -> float:
     """The current scheduler's time as a Unix timestamp."""
-    return get_scheduler().time()
+    return _current().time()
