@@ -15,12 +15,12 @@ act on the current scheduler (``get_scheduler``); tests swap it with ``use_sched
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobsched.clock import Clock, FakeClock, RealClock
+from jobsched.current import get_scheduler, set_scheduler, use_scheduler
 from jobsched.errors import (
     DatabaseError,
     InvalidJobError,
@@ -44,24 +44,16 @@ from jobsched.model import (
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from jobsched.current import get_scheduler, set_scheduler, use_scheduler
     from jobsched.scheduler import Scheduler
-
-# Imported on first use, so that importing jobsched (as pytest does for the plugin) stays light:
-# the scheduler pulls in SQLAlchemy.
-_LAZY = {
-    "Scheduler": "jobsched.scheduler",
-    "get_scheduler": "jobsched.current",
-    "set_scheduler": "jobsched.current",
-    "use_scheduler": "jobsched.current",
-}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+    # Scheduler is imported on first use, so that importing jobsched (as pytest does for the
+    # plugin) stays light: it pulls in SQLAlchemy.
+    if name == "Scheduler":
+        from jobsched.scheduler import Scheduler
+
+        return Scheduler
     raise AttributeError(f"module 'jobsched' has no attribute {name!r}")
 
 
@@ -102,12 +94,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _current() -> Scheduler:
-    from jobsched.current import get_scheduler
-
-    return get_scheduler()
-
-
 def schedule_job(
     job_id: str,
     start: datetime | timedelta,
@@ -120,7 +106,7 @@ def schedule_job(
     conn: sa.Connection | None = None,
 ) -> Job:
     """Schedule a job on the current scheduler: see ``Scheduler.schedule_job``."""
-    return _current().schedule_job(
+    return get_scheduler().schedule_job(
         job_id, start, handler, data, mode=mode, expiry=expiry, max_attempts=max_attempts, conn=conn
     )
 
@@ -132,44 +118,44 @@ def schedule_jobs(
     conn: sa.Connection | None = None,
 ) -> int:
     """Schedule many jobs on the current scheduler: see ``Scheduler.schedule_jobs``."""
-    return _current().schedule_jobs(jobs, mode=mode, conn=conn)
+    return get_scheduler().schedule_jobs(jobs, mode=mode, conn=conn)
 
 
 def add_job(job: Job, *, conn: sa.Connection | None = None) -> Job:
     """Insert a job exactly as given: see ``Scheduler.add_job``."""
-    return _current().add_job(job, conn=conn)
+    return get_scheduler().add_job(job, conn=conn)
 
 
 def get_job(job_id: str) -> Job | None:
     """The job with this id, or None."""
-    return _current().get_job(job_id)
+    return get_scheduler().get_job(job_id)
 
 
 def job_exists(job_id: str) -> bool:
     """True if a job with this id exists."""
-    return _current().job_exists(job_id)
+    return get_scheduler().job_exists(job_id)
 
 
 def remove_job(job_id: str) -> bool:
     """Remove a job; True if there was one."""
-    return _current().remove_job(job_id)
+    return get_scheduler().remove_job(job_id)
 
 
 def update_job(job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
     """Atomic read-modify-write of one job: see ``Scheduler.update_job``."""
-    return _current().update_job(job_id, fn)
+    return get_scheduler().update_job(job_id, fn)
 
 
 def run_due_jobs(*, limit: int | None = None) -> RunReport:
     """Run one pass over the due jobs of the current scheduler."""
-    return _current().run_due_jobs(limit=limit)
+    return get_scheduler().run_due_jobs(limit=limit)
 
 
 def now() -> datetime:
     """The current scheduler's time (aware UTC; virtual time in a simulation)."""
-    return _current().now()
+    return get_scheduler().now()
 
 
 def time() -> float:
     """The current scheduler's time as a Unix timestamp."""
-    return _current().time()
+    return get_scheduler().time()

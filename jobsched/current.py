@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from jobsched.scheduler import Scheduler
+if TYPE_CHECKING:  # imported on first use: the scheduler pulls in SQLAlchemy
+    from jobsched.scheduler import Scheduler
 
 _current: Scheduler | None = None
 _lock = threading.Lock()
@@ -19,6 +21,8 @@ def get_scheduler() -> Scheduler:
     if scheduler is None:
         with _lock:
             if _current is None:
+                from jobsched.scheduler import Scheduler
+
                 _current = Scheduler()
             scheduler = _current
     return scheduler
