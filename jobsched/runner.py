@@ -260,8 +260,9 @@ class Pass:
             self._kept.discard(claim.job.job_id)
         if not applied and kind is not OpKind.RELEASE:
             log.info(
-                "job %r was rescheduled, updated or removed while it ran: the newer state wins "
-                "and its %s outcome was not written",
+                "job %r was rescheduled, updated, removed, or taken over by another runner (its "
+                "claim ran out) while it ran: the newer state wins and its %s outcome was not "
+                "written",
                 claim.job.job_id,
                 outcome.value,
             )
