@@ -6,6 +6,7 @@ Every test here runs against the MariaDB test database, whose sessions use a -08
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -305,3 +306,79 @@ def test_racing_schedules_of_one_id_in_repeatable_read_transactions_never_deadlo
         else:
             assert job.data != {"from": "before"}
         scheduler.remove_job("same-id")
+
+
+def test_racing_new_schedules_of_one_id_create_one_job_and_refuse_the_rest(
+    scheduler: Scheduler, caller_engine: sa.Engine, mysql_engine: sa.Engine
+) -> None:
+    scheduler.get_job("warm-up")
+    for _ in range(3):
+        errors = race_in_caller_transactions(scheduler, caller_engine, Mode.NEW)
+        assert len(errors) == THREADS - 1
+        assert all(error.startswith("JobExistsError") for error in errors), errors
+        [(rows,)] = raw(mysql_engine, "SELECT COUNT(*) FROM jobs")
+        assert rows == 1
+        scheduler.remove_job("same-id")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: when the caller that inserted the id rolls back, the callers waiting on "
+    "its row deadlock (1213) against each other (InnoDB duplicate-key waiters)",
+)
+@pytest.mark.parametrize("mode", [Mode.IGNORE_IF_EXISTS, Mode.RESCHEDULE])
+def test_schedules_waiting_on_a_caller_that_rolls_back_never_deadlock(
+    scheduler: Scheduler, caller_engine: sa.Engine, mysql_engine: sa.Engine, mode: Mode
+) -> None:
+    scheduler.get_job("warm-up")
+    job_id = f"rolled-back-{secrets.token_hex(4)}"  # a key the index has never held
+    waiters = THREADS - 1
+    errors: list[str] = []
+    inserted = threading.Event()
+
+    def request(n: int) -> None:
+        try:
+            with engine_connection(caller_engine) as conn:
+                if n > 0:
+                    inserted.wait(30)
+                scheduler.schedule_job(
+                    job_id, timedelta(minutes=10), "h", {"from": n}, mode=mode, conn=conn
+                )
+                if n == 0:
+                    inserted.set()
+                    wait_for_lock_waits(mysql_engine, waiters)  # all queue on our new row
+                    conn.rollback()  # the request failed after all: no job from it
+                else:
+                    conn.commit()
+        except Exception as e:
+            errors.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(waiters + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    [(rows,)] = raw(mysql_engine, "SELECT COUNT(*) FROM jobs")
+    assert rows == 1
+    job = scheduler.get_job(job_id)
+    assert job is not None
+    assert job.data != {"from": 0}
+
+
+def wait_for_lock_waits(engine: sa.Engine, count: int) -> None:
+    """Wait until ``count`` sessions on this database are inside an INSERT into jobs (blocked
+    on a row lock: nothing else holds them up)."""
+    deadline = time.monotonic() + 30
+    query = (
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() "
+        "AND command = 'Query' AND info LIKE 'INSERT INTO jobs%%'"
+    )
+    while raw(engine, query)[0][0] < count:
+        assert time.monotonic() < deadline, "the waiters never queued"
+        time.sleep(0.01)
+    time.sleep(0.2)
+
+
+def engine_connection(engine: sa.Engine) -> sa.Connection:
+    return engine.connect().execution_options(isolation_level="REPEATABLE READ")
