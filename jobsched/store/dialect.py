@@ -5,7 +5,10 @@ A later backend (PostgreSQL) adds one class here; the store's SQL stays the same
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +50,11 @@ class Dialect:
 
     def classify(self, exc: sa.exc.DBAPIError) -> str:
         return OTHER
+
+    @contextmanager
+    def id_locks(self, conn: sa.Connection, job_ids: Sequence[str]) -> Iterator[None]:
+        """Serialise writers of the same new ids while inserting them (not until commit)."""
+        yield
 
     def check_server(self, conn: sa.Connection) -> None:
         """Refuse servers jobsched cannot run on."""
@@ -92,6 +100,8 @@ class SqliteDialect(Dialect):
 #: Marker in ``upsert``'s ``replace``: take the value being inserted.
 EXCLUDED: Any = object()
 
+#: Seconds to wait for another writer of the same id before going ahead without the named lock.
+NAMED_LOCK_TIMEOUT = 20
 _MYSQL_BUSY = {1205, 1213}
 _MYSQL_DISCONNECTED = {1053, 1927, 2006, 2013, 2014, 2055, 4031}
 _MYSQL_UNREACHABLE = {1044, 1045, 1049, 2002, 2003, 2005}
@@ -137,6 +147,30 @@ class MysqlDialect(Dialect):
         if code in _MYSQL_UNREACHABLE:
             return UNREACHABLE
         return OTHER
+
+    @contextmanager
+    def id_locks(self, conn: sa.Connection, job_ids: Sequence[str]) -> Iterator[None]:
+        # When a transaction that inserted an id rolls back while two or more others wait on that
+        # row, InnoDB turns their waits into gap locks and the waiters deadlock (1213) on their
+        # own inserts: a web request that rolls back would fail the others scheduling the same
+        # id. A named lock per id, held only around our statements, lets one writer at a time
+        # wait on the row. Named locks are not transactional: we release them at once, and a
+        # lock that times out is skipped (the statement then runs as it would without it).
+        database = conn.engine.url.database or ""
+        names = sorted(
+            {
+                "jobsched:" + hashlib.sha1(f"{database}\0{job_id}".encode()).hexdigest()
+                for job_id in job_ids
+            }
+        )
+        params = {f"n{i}": name for i, name in enumerate(names)}
+        get = ", ".join(f"GET_LOCK(:n{i}, {NAMED_LOCK_TIMEOUT})" for i in range(len(names)))
+        conn.execute(sa.text(f"SELECT {get}"), params)
+        try:
+            yield
+        finally:
+            release = ", ".join(f"RELEASE_LOCK(:n{i})" for i in range(len(names)))
+            conn.execute(sa.text(f"SELECT {release}"), params)
 
     def check_server(self, conn: sa.Connection) -> None:
         version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())

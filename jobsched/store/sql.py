@@ -206,12 +206,14 @@ class SqlStore(Store):
         def work(connection: sa.Connection) -> list[tuple[Job, bool]]:
             results: list[tuple[Job, bool]] = []
             for batch in self._batches(jobs_):
-                if mode is Mode.NEW:
-                    results.extend(self._insert_new(connection, batch))
-                elif mode is Mode.IGNORE_IF_EXISTS:
-                    results.extend(self._insert_keep(connection, batch, locking=caller is not None))
-                else:
-                    results.extend(self._upsert(connection, batch))
+                with self.dialect.id_locks(connection, [nj.job.job_id for nj in batch]):
+                    if mode is Mode.NEW:
+                        results.extend(self._insert_new(connection, batch))
+                    elif mode is Mode.IGNORE_IF_EXISTS:
+                        locking = caller is not None
+                        results.extend(self._insert_keep(connection, batch, locking=locking))
+                    else:
+                        results.extend(self._upsert(connection, batch))
             return results
 
         return self.transaction(work, write=True, conn=caller)

@@ -321,11 +321,6 @@ def test_racing_new_schedules_of_one_id_create_one_job_and_refuse_the_rest(
         scheduler.remove_job("same-id")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: when the caller that inserted the id rolls back, the callers waiting on "
-    "its row deadlock (1213) against each other (InnoDB duplicate-key waiters)",
-)
 @pytest.mark.parametrize("mode", [Mode.IGNORE_IF_EXISTS, Mode.RESCHEDULE])
 def test_schedules_waiting_on_a_caller_that_rolls_back_never_deadlock(
     scheduler: Scheduler, caller_engine: sa.Engine, mysql_engine: sa.Engine, mode: Mode
@@ -367,12 +362,12 @@ def test_schedules_waiting_on_a_caller_that_rolls_back_never_deadlock(
 
 
 def wait_for_lock_waits(engine: sa.Engine, count: int) -> None:
-    """Wait until ``count`` sessions on this database are inside an INSERT into jobs (blocked
-    on a row lock: nothing else holds them up)."""
+    """Wait until ``count`` sessions on this database are blocked scheduling: inside an INSERT
+    into jobs (on a row lock) or waiting for jobsched's named lock on the id."""
     deadline = time.monotonic() + 30
     query = (
         "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() "
-        "AND command = 'Query' AND info LIKE 'INSERT INTO jobs%%'"
+        "AND command = 'Query' AND (info LIKE 'INSERT INTO jobs%%' OR info LIKE 'SELECT GET_LOCK%%')"
     )
     while raw(engine, query)[0][0] < count:
         assert time.monotonic() < deadline, "the waiters never queued"
