@@ -14,6 +14,7 @@ pytestmark = pytest.mark.faults
 PASSES = 5
 
 
+@pytest.mark.timeout(1800)
 def test_a_backlog_of_overdue_jobs_is_drained_by_bounded_passes_with_flat_memory(
     fdb: FaultDb,
 ) -> None:
