@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -219,22 +220,22 @@ class Pass:
             if outcome is Outcome.RETRIED:
                 at = retry_at(now)
                 log.warning(
-                    "job %r attempt %d/%d failed, retry at %s: %s",
+                    "job %r attempt %d/%d failed, retry at %s: %s\n%s",
                     job.job_id,
                     job.attempts,
                     job.max_attempts,
                     at.isoformat(),
                     error,
-                    exc_info=True,
+                    where(e),
                 )
                 self._finish(claim, OpKind.RETRY, outcome, now, at=at, error=error)
             else:
                 log.error(
-                    "job %r failed after %d attempt(s): %s",
+                    "job %r failed after %d attempt(s): %s\n%s",
                     job.job_id,
                     job.attempts,
                     error,
-                    exc_info=True,
+                    where(e),
                 )
                 self._finish(claim, OpKind.REMOVE, outcome, now, error=error)
         else:
@@ -280,6 +281,13 @@ class Pass:
     def _drop(self, claim: Claim) -> None:
         if self.heartbeat:
             self.heartbeat.drop(claim)
+
+
+def where(exc: BaseException) -> str:
+    """Where a handler raised: the traceback's frames, without the (possibly huge) message,
+    which the log line gives already cut."""
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"Traceback (most recent call last):\n{frames}"
 
 
 class Heartbeat:
