@@ -201,6 +201,15 @@ def cut_error(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
     return kept + marker
 
 
+def lost_attempt_error(attempts: int, runner: str | None, claim_ran_out: datetime | None) -> str:
+    """The ``last_error`` of an attempt whose runner vanished before finishing it."""
+    at = claim_ran_out.isoformat() if claim_ran_out else "?"
+    return (
+        f"attempt {attempts} lost: its runner {runner or 'an unknown runner'} stopped "
+        f"(claim ran out at {at})"
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return cut_error(text)

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from jobsched.errors import DatabaseError, JobExistsError, UsageError
 from jobsched.model import Job, Mode
-from jobsched.rules import NewJob, parse_payload
+from jobsched.rules import NewJob, lost_attempt_error, parse_payload
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
 
 T = TypeVar("T")
@@ -254,12 +254,7 @@ class MemoryStore(Store):
         lost_runner = None
         if row.started_at is not None:
             lost_runner = row.claimed_by or "an unknown runner"
-            until = row.claimed_until
-            assert until is not None
-            error = (
-                f"attempt {job.attempts} lost: its runner {lost_runner} stopped "
-                f"(claim ran out at {until.isoformat()})"
-            )
+            error = lost_attempt_error(job.attempts, lost_runner, row.claimed_until)
             row.job = replace(row.job, last_error=error)
             row.started_at = None
             job = replace(job, last_error=error)

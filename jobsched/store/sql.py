@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from jobsched.errors import DatabaseError, JobExistsError, SchemaError
 from jobsched.model import Job, Mode
-from jobsched.rules import NewJob, cut_error, parse_payload
+from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
 from jobsched.store.dialect import (
@@ -371,10 +371,7 @@ class SqlStore(Store):
                 lost_runner = None
                 if row.started_at is not None:
                     lost_runner = row.claimed_by or "an unknown runner"
-                    error = (
-                        f"attempt {job.attempts} lost: its runner {lost_runner} stopped "
-                        f"(claim ran out at {row.claimed_until.isoformat()})"
-                    )
+                    error = lost_attempt_error(job.attempts, lost_runner, row.claimed_until)
                     params["b_error"] = error
                     lost.append(params)
                     job = _replace_error(job, error)

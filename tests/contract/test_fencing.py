@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from contract.passes import PassInThread
 from jobsched import FakeClock, Job, Mode, Outcome, RunReport, Scheduler
 
 
@@ -33,28 +34,6 @@ class Blocking:
         if isinstance(self.result, BaseException):
             raise self.result
         return self.result
-
-
-class PassInThread:
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.report: RunReport | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(scheduler,), daemon=True)
-        self.thread.start()
-
-    def _run(self, scheduler: Scheduler) -> None:
-        try:
-            self.report = scheduler.run_due_jobs()
-        except BaseException as e:
-            self.error = e
-
-    def join(self) -> RunReport:
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the pass did not end"
-        if self.error is not None:
-            raise self.error
-        assert self.report is not None
-        return self.report
 
 
 def while_running(

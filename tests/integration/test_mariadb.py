@@ -367,7 +367,8 @@ def wait_for_lock_waits(engine: sa.Engine, count: int) -> None:
     deadline = time.monotonic() + 30
     query = (
         "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() "
-        "AND command = 'Query' AND (info LIKE 'INSERT INTO jobs%%' OR info LIKE 'SELECT GET_LOCK%%')"
+        "AND command = 'Query' "
+        "AND (info LIKE 'INSERT INTO jobs%%' OR info LIKE 'SELECT GET_LOCK%%')"
     )
     while raw(engine, query)[0][0] < count:
         assert time.monotonic() < deadline, "the waiters never queued"
