@@ -16,12 +16,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from jobsched.clock import Clock
 from jobsched.errors import PermanentError, UsageError
 from jobsched.handlers import Registry
+from jobsched.heartbeat import Heartbeat
 from jobsched.model import JobResult, Outcome, RunReport
+from jobsched.outbox import MAX_DELAY, Outbox
 from jobsched.rules import after_failure, describe_error, is_expired, retry_at
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store
 
@@ -78,6 +80,7 @@ class Pass:
         # while they ran): a pass runs each job at most once, even if it is due again.
         self._kept: set[str] = set()
         self.heartbeat = Heartbeat(store, clock) if clock.is_real else None
+        self.outbox = Outbox(store)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class Pass:
                 room = None if opts.limit is None else opts.limit - taken
                 if not pending and not exhausted and (room is None or room > 0):
                     now = self.clock.now()
+                    self.outbox.send(now)  # the claim sees this pass's own outcomes
                     want = batch if room is None else min(batch, room)
                     claims = self.store.claim(
                         now,
@@ -133,19 +137,28 @@ class Pass:
                     if exhausted or (room is not None and room <= 0):
                         break
                     continue
-                done, in_flight = wait(in_flight, timeout=0.05, return_when=FIRST_COMPLETED)
+                done, in_flight = wait(in_flight, timeout=MAX_DELAY, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()
+                if self.outbox.stale():
+                    self.outbox.send(self.clock.now())
         finally:
             # Running handlers finish (the CLI bounds this with --grace); nothing new starts.
             for future in in_flight:
                 future.exception()
             pool.shutdown(wait=True)
-            if pending:
-                try:
-                    self._release(pending)
-                except Exception as e:  # their claims run out instead; no attempt was spent
-                    log.warning("could not release %d unstarted job(s): %s", len(pending), e)
+            try:
+                self._release(pending)
+                self.outbox.send(self.clock.now())
+            except Exception as e:
+                # Claims of unstarted jobs run out (no attempt spent); unwritten outcomes' attempts
+                # count as lost and run again.
+                log.warning(
+                    "could not write %d outcome(s) and release %d unstarted job(s): %s",
+                    len(self.outbox),
+                    len(pending),
+                    e,
+                )
             if self.heartbeat:
                 self.heartbeat.close()
             self.report.duration = time.monotonic() - began
@@ -156,8 +169,8 @@ class Pass:
             return
         now = self.clock.now()
         claims = [claim for claim, _ in pending]
+        self.outbox.send(now, [Op(OpKind.RELEASE, claim) for claim in claims])
         pending.clear()
-        self.store.apply(now, [Op(OpKind.RELEASE, claim) for claim in claims])
         for claim in claims:
             self._drop(claim)
             self._record(claim, Outcome.RELEASED, now, claim.job.attempts)
@@ -168,8 +181,9 @@ class Pass:
     def _process(self, claim: Claim, now: datetime) -> None:
         try:
             self._decide(claim, now)
-        finally:
+        except BaseException:
             self._drop(claim)
+            raise
 
     def _decide(self, claim: Claim, now: datetime) -> None:
         job = claim.job
@@ -198,8 +212,10 @@ class Pass:
             log.warning("job %r: %s", job.job_id, error)
             self._finish(claim, OpKind.RETRY, Outcome.DEFERRED, now, at=retry_at(now), error=error)
             return
-        if not self.store.apply(now, [Op(OpKind.START, claim, at=now)])[0]:
+        # The start goes out with the outcomes waiting in the outbox: one transaction.
+        if not self.outbox.send(now, [Op(OpKind.START, claim, at=now)])[0]:
             log.info("job %r changed before its handler started; the newer state wins", job.job_id)
+            self._drop(claim)
             self._record(claim, Outcome.RELEASED, now, job.attempts)
             return
         job = replace(job, attempts=job.attempts + 1)
@@ -256,17 +272,21 @@ class Pass:
     ) -> None:
         # Remembered before the write that frees the job, so no other claim of this pass runs it.
         self._kept.add(claim.job.job_id)
-        applied = self.store.apply(now, [Op(kind, claim, at=at, error=error)])[0]
-        if applied and kind is OpKind.REMOVE:
-            self._kept.discard(claim.job.job_id)
-        if not applied and kind is not OpKind.RELEASE:
-            log.info(
-                "job %r was rescheduled, updated, removed, or taken over by another runner (its "
-                "claim ran out) while it ran: the newer state wins and its %s outcome was not "
-                "written",
-                claim.job.job_id,
-                outcome.value,
-            )
+
+        def sent(applied: bool) -> None:
+            if applied and kind is OpKind.REMOVE:
+                self._kept.discard(claim.job.job_id)
+            if not applied and kind is not OpKind.RELEASE:
+                log.info(
+                    "job %r was rescheduled, updated, removed, or taken over by another runner "
+                    "(its claim ran out) while it ran: the newer state wins and its %s outcome "
+                    "was not written",
+                    claim.job.job_id,
+                    outcome.value,
+                )
+            self._drop(claim)  # the heartbeat keeps the claim until the outcome is written
+
+        self.outbox.put(Op(kind, claim, at=at, error=error), sent)
         self._record(claim, outcome, now, claim.job.attempts, error)
 
     def _record(
@@ -288,83 +308,6 @@ def where(exc: BaseException) -> str:
     which the log line gives already cut."""
     frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
     return f"Traceback (most recent call last):\n{frames}"
-
-
-class Heartbeat:
-    """Keeps the claims of a live runner from running out, and logs overdue attempts.
-
-    Every third of the shortest lease it extends ``claimed_until`` of every job the pass holds
-    (claimed and waiting, or running) to ``now + lease``.
-    """
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-        self._held: dict[str, Claim] = {}
-        self._running: dict[str, tuple[Claim, float]] = {}
-        self._warned: set[str] = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="jobsched-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def hold(self, claim: Claim) -> None:
-        with self._lock:
-            self._held[claim.job.job_id] = claim
-
-    def running(self, claim: Claim) -> None:
-        with self._lock:
-            self._held[claim.job.job_id] = claim
-            self._running[claim.job.job_id] = (claim, time.monotonic())
-
-    def drop(self, claim: Claim) -> None:
-        with self._lock:
-            self._held.pop(claim.job.job_id, None)
-            self._running.pop(claim.job.job_id, None)
-
-    def interval(self) -> float:
-        with self._lock:
-            leases = [claim.lease for claim in self._held.values()]
-        shortest = min(leases, default=timedelta(minutes=5))
-        return min(max(shortest.total_seconds() / 3, 0.1), 60.0)
-
-    def _loop(self) -> None:
-        # Wake often, beat every third of the shortest lease held: claims taken after the thread
-        # started may carry a much shorter lease than the default.
-        last = time.monotonic()
-        while not self._stop.wait(0.1):
-            if time.monotonic() - last >= self.interval():
-                last = time.monotonic()
-                self.beat()
-
-    def beat(self) -> None:
-        with self._lock:
-            held = list(self._held.values())
-            running = list(self._running.values())
-        for claim, began in running:
-            overdue = time.monotonic() - began - claim.lease.total_seconds()
-            if overdue > 0 and claim.job.job_id not in self._warned:
-                self._warned.add(claim.job.job_id)
-                log.warning(
-                    "job %r (%s) is overdue: running for longer than its timeout of %s",
-                    claim.job.job_id,
-                    claim.job.handler,
-                    claim.lease,
-                )
-        if not held:
-            return
-        now = self.clock.now()
-        try:
-            self.store.heartbeat([(claim, now + claim.lease) for claim in held])
-        except Exception as e:  # a missed beat is retried at the next one
-            log.warning("heartbeat failed (will try again): %s", e)
 
 
 class _InlinePool:
