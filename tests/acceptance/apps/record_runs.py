@@ -3,8 +3,11 @@
 Each line is one ``write`` on an ``O_APPEND`` descriptor, so lines from several processes never
 mix. With ``$JOBSCHED_TEST_START_GATE`` set, importing this module announces the process
 (``GATE.ready.PID``) and waits until the gate file exists, so that several ``run-due`` processes
-begin their passes at the same moment. The handler does no other work, so the runners spend
-their time claiming and finishing, where they can collide.
+begin their passes at the same moment. The handler does no other work but a 3 ms pause, so the
+runners spend their time claiming and finishing, where they can collide. (Without the pause, on
+SQLite, one runner can take the write lock back so fast after each commit that the other, whose
+busy handler polls every few milliseconds, gets in only after the first one has done all the
+work: correct, but then the passes did not overlap.)
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if os.environ.get("JOBSCHED_TEST_START_GATE"):
 
 @jobsched.handler("record")
 def record(job: jobsched.Job) -> None:
+    time.sleep(0.003)
     line = f"{job.job_id} {os.getpid()}\n".encode()
     fd = os.open(os.environ["JOBSCHED_TEST_RUNS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
