@@ -15,10 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from jobsched.errors import DatabaseError
 from jobsched.model import Job, Mode
 from jobsched.rules import NewJob
 
 T = TypeVar("T")
+
+#: Conflicting writes ``update`` puts up with before it gives up.
+UPDATE_ATTEMPTS = 1000
 
 #: (start, job_id) of the last job a pass took: the pass goes on strictly after it.
 Cursor = tuple[datetime, str]
@@ -92,9 +96,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def remove(self, job_id: str) -> bool: ...
 
-    @abc.abstractmethod
     def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
-        """Atomic read-modify-write of one job; ``fn`` may run again after a conflict."""
+        """Atomic read-modify-write of one job; ``fn`` may run again after a conflict.
+
+        ``fn`` runs outside any transaction or lock; the write is fenced on the version it saw.
+        """
+        for _ in range(UPDATE_ATTEMPTS):
+            seen = self.read_versioned(job_id)
+            new, value = fn(None if seen is None else seen[0])
+            if seen is None and new is None:
+                return value
+            if self.write_versioned(job_id, None if seen is None else seen[1], new):
+                return value
+        raise DatabaseError(f"update_job({job_id!r}) gave up: the job kept changing under it")
+
+    @abc.abstractmethod
+    def read_versioned(self, job_id: str) -> tuple[Job, int] | None:
+        """The job and its version, or None."""
+
+    @abc.abstractmethod
+    def write_versioned(self, job_id: str, version: int | None, new: NewJob | None) -> bool:
+        """Write ``new`` (None: delete) if the job is still at ``version`` (None: still absent).
+
+        A replaced job keeps its claim (a running attempt is not started twice), its version is
+        bumped (the attempt's finish loses) and it counts as not started.
+        """
 
     @abc.abstractmethod
     def claim(

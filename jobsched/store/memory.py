@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from jobsched.errors import DatabaseError, JobExistsError, UsageError
+from jobsched.errors import JobExistsError, UsageError
 from jobsched.model import Job, Mode
 from jobsched.rules import NewJob, lost_attempt_error, parse_payload
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
@@ -172,33 +172,27 @@ class MemoryStore(Store):
         with self._lock:
             return self._rows.pop(job_id, None) is not None
 
-    def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
-        # ``fn`` runs outside the lock (as the SQL store runs it outside a transaction) and the
-        # write is fenced on the version it saw, so a conflicting write makes it run again.
-        for _ in range(1000):
-            with self._lock:
-                row = self._rows.get(job_id)
-                seen = None if row is None else (row, row.version)
-                current = None if row is None else _job(row)
-            new, value = fn(current)
-            if seen is None and new is None:
-                return value
-            with self._lock:
-                row = self._rows.get(job_id)
-                if seen is None:
-                    if row is not None:
-                        continue
-                    assert new is not None
-                    self._add(new, new_version())
-                    return value
-                if row is not seen[0] or row.version != seen[1]:
-                    continue
-                if new is None:
-                    del self._rows[job_id]
-                else:
-                    self._replace(row, new)
-                return value
-        raise DatabaseError(f"update_job({job_id!r}) gave up: the job kept changing under it")
+    def read_versioned(self, job_id: str) -> tuple[Job, int] | None:
+        with self._lock:
+            row = self._rows.get(job_id)
+            return None if row is None else (_job(row), row.version)
+
+    def write_versioned(self, job_id: str, version: int | None, new: NewJob | None) -> bool:
+        with self._lock:
+            row = self._rows.get(job_id)
+            if version is None:
+                if row is not None:
+                    return False
+                assert new is not None
+                self._add(new, new_version())
+                return True
+            if row is None or row.version != version:
+                return False
+            if new is None:
+                del self._rows[job_id]
+            else:
+                self._replace(row, new)
+            return True
 
     # -- running --------------------------------------------------------------------------------
 

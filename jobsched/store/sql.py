@@ -302,35 +302,31 @@ class SqlStore(Store):
 
         return self.transaction(work, write=True)
 
-    def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
-        for _ in range(1000):
-            row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
-            new, value = fn(None if row is None else _job(row))
-            if row is None and new is None:
-                return value
+    def read_versioned(self, job_id: str) -> tuple[Job, int] | None:
+        row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+        return None if row is None else (_job(row), row.version)
 
-            def work(conn: sa.Connection, row: Any = row, new: NewJob | None = new) -> bool:
-                if row is None:
-                    assert new is not None
-                    try:
-                        conn.execute(jobs.insert().values(_row(new, new_version())))
-                    except sa.exc.IntegrityError as e:
-                        if self.dialect.classify(e) == DUPLICATE:
-                            return False
-                        raise
-                    return True
-                fence = (c.job_id == job_id) & (c.version == row.version)
-                if new is None:
-                    return conn.execute(jobs.delete().where(fence)).rowcount > 0
-                values = _row(new, 0)
-                for name in ("job_id", "version", "claim_token", "claimed_by", "claimed_until"):
-                    del values[name]
-                values.update(version=c.version + 1, started_at=None)
-                return conn.execute(jobs.update().where(fence).values(values)).rowcount > 0
+    def write_versioned(self, job_id: str, version: int | None, new: NewJob | None) -> bool:
+        def work(conn: sa.Connection) -> bool:
+            if version is None:
+                assert new is not None
+                try:
+                    conn.execute(jobs.insert().values(_row(new, new_version())))
+                except sa.exc.IntegrityError as e:
+                    if self.dialect.classify(e) == DUPLICATE:
+                        return False
+                    raise
+                return True
+            fence = (c.job_id == job_id) & (c.version == version)
+            if new is None:
+                return conn.execute(jobs.delete().where(fence)).rowcount > 0
+            values = _row(new, 0)
+            for name in ("job_id", "version", "claim_token", "claimed_by", "claimed_until"):
+                del values[name]
+            values.update(version=c.version + 1, started_at=None)
+            return conn.execute(jobs.update().where(fence).values(values)).rowcount > 0
 
-            if self.transaction(work, write=True):
-                return value
-        raise DatabaseError(f"update_job({job_id!r}) gave up: the job kept changing under it")
+        return self.transaction(work, write=True)
 
     # -- running --------------------------------------------------------------------------------
 
