@@ -187,19 +187,17 @@ class Pass:
 
     def _decide(self, claim: Claim, now: datetime) -> None:
         job = claim.job
-        if claim.lost_runner is not None:
-            if job.attempts >= job.max_attempts:
-                log.error(
-                    "job %r failed after %d attempt(s): %s",
-                    job.job_id,
-                    job.attempts,
-                    job.last_error,
-                )
-                self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
-                return
-            if not is_expired(job, now):
-                log.warning("job %r: %s; running it again", job.job_id, job.last_error)
-                self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
+        if job.attempts >= job.max_attempts:
+            # Its last attempt was lost: now, or earlier, when the runner that took it over and
+            # recorded the loss died in turn before deciding (so this claim is not "lost").
+            log.error(
+                "job %r failed after %d attempt(s): %s", job.job_id, job.attempts, job.last_error
+            )
+            self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
+            return
+        if claim.lost_runner is not None and not is_expired(job, now):
+            log.warning("job %r: %s; running it again", job.job_id, job.last_error)
+            self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
         if is_expired(job, now):
             self._finish(claim, OpKind.REMOVE, Outcome.EXPIRED, now)
             return

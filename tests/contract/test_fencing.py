@@ -15,6 +15,7 @@ import pytest
 
 from contract.passes import PassInThread
 from jobsched import FakeClock, Job, Mode, Outcome, RunReport, Scheduler
+from jobsched.store.base import Op, OpKind
 
 
 class Blocking:
@@ -234,6 +235,31 @@ def test_a_claim_that_ran_out_at_max_attempts_fails_without_running_again(
     assert [r.outcome for r in takeover[0].results] == [Outcome.FAILED]
     assert takeover[0].ran == 0
     assert len(handler.jobs) == 1
+    assert not scheduler.job_exists("a")
+
+
+def test_a_job_whose_last_attempt_was_lost_fails_even_if_the_runner_that_took_it_over_died(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    # Found by the fault suite: runner 1 starts the last attempt and dies; runner 2 takes the
+    # job over (recording the lost attempt) and dies before deciding anything; runner 3 must
+    # fail the job, not start an attempt past max_attempts.
+    calls: list[Job] = []
+    scheduler.registry.register("h", calls.append, timeout=timedelta(minutes=1))
+    scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1)
+    lease = {"lease_for": lambda handler: timedelta(minutes=1), "limit": 10, "after": None}
+    [first] = scheduler.store.claim(clock.now(), runner="dead-1:1", **lease)
+    assert scheduler.store.apply(clock.now(), [Op(OpKind.START, first, at=clock.now())]) == [True]
+    clock.advance(timedelta(minutes=2))
+    [second] = scheduler.store.claim(clock.now(), runner="dead-2:2", **lease)
+    assert second.lost_runner == "dead-1:1"
+    clock.advance(timedelta(minutes=2))
+
+    report = scheduler.run_due_jobs()
+
+    assert [r.outcome for r in report.results] == [Outcome.FAILED]
+    assert report.ran == 0 and calls == []
+    assert "dead-1:1" in (report.results[0].error or "")
     assert not scheduler.job_exists("a")
 
 
