@@ -201,13 +201,21 @@ def cut_error(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
     return kept + marker
 
 
-def lost_attempt_error(attempts: int, runner: str | None, claim_ran_out: datetime | None) -> str:
-    """The ``last_error`` of an attempt whose runner vanished before finishing it."""
+def lost_attempt_error(
+    last_error: str | None, attempts: int, runner: str | None, claim_ran_out: datetime | None
+) -> str:
+    """The ``last_error`` of an attempt whose runner vanished before finishing it.
+
+    A lost attempt stays marked started until a runner decides what becomes of the job, so a
+    runner that took it over and died in turn before deciding leaves it lost for the next one
+    (which must not start an attempt past ``max_attempts``). The first record, naming the runner
+    that ran the attempt, is kept.
+    """
+    prefix = f"attempt {attempts} lost: "
+    if last_error is not None and last_error.startswith(prefix):
+        return last_error
     at = claim_ran_out.isoformat() if claim_ran_out else "?"
-    return (
-        f"attempt {attempts} lost: its runner {runner or 'an unknown runner'} stopped "
-        f"(claim ran out at {at})"
-    )
+    return f"{prefix}its runner {runner or 'an unknown runner'} stopped (claim ran out at {at})"
 
 
 def describe_error(exc: BaseException) -> str:

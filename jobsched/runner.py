@@ -187,17 +187,21 @@ class Pass:
 
     def _decide(self, claim: Claim, now: datetime) -> None:
         job = claim.job
-        if job.attempts >= job.max_attempts:
-            # Its last attempt was lost: now, or earlier, when the runner that took it over and
-            # recorded the loss died in turn before deciding (so this claim is not "lost").
-            log.error(
-                "job %r failed after %d attempt(s): %s", job.job_id, job.attempts, job.last_error
-            )
-            self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
-            return
-        if claim.lost_runner is not None and not is_expired(job, now):
-            log.warning("job %r: %s; running it again", job.job_id, job.last_error)
-            self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
+        if claim.lost_runner is not None:
+            # Only a lost attempt spends the last one this way: a job kept (False) any number
+            # of times is not failed for it.
+            if job.attempts >= job.max_attempts:
+                log.error(
+                    "job %r failed after %d attempt(s): %s",
+                    job.job_id,
+                    job.attempts,
+                    job.last_error,
+                )
+                self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
+                return
+            if not is_expired(job, now):
+                log.warning("job %r: %s; running it again", job.job_id, job.last_error)
+                self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
         if is_expired(job, now):
             self._finish(claim, OpKind.REMOVE, Outcome.EXPIRED, now)
             return
@@ -254,7 +258,7 @@ class Pass:
                 self._finish(claim, OpKind.REMOVE, outcome, now, error=error)
         else:
             if result is False:
-                self._finish(claim, OpKind.RELEASE, Outcome.KEPT, now)
+                self._finish(claim, OpKind.KEEP, Outcome.KEPT, now)
             else:
                 self._finish(claim, OpKind.REMOVE, Outcome.SUCCEEDED, now)
 
@@ -274,7 +278,7 @@ class Pass:
         def sent(applied: bool) -> None:
             if applied and kind is OpKind.REMOVE:
                 self._kept.discard(claim.job.job_id)
-            if not applied and kind is not OpKind.RELEASE:
+            if not applied and kind is not OpKind.KEEP:
                 log.info(
                     "job %r was rescheduled, updated, removed, or taken over by another runner "
                     "(its claim ran out) while it ran: the newer state wins and its %s outcome "

@@ -56,8 +56,11 @@ class Claim:
 class OpKind(enum.Enum):
     START = "start"  # attempts + 1, started_at = now: the handler is about to run
     REMOVE = "remove"  # delete the job (succeeded, failed, expired)
-    RETRY = "retry"  # new start and last_error, claim cleared (retried, deferred)
-    RELEASE = "release"  # claim cleared, job as it is (kept, released); by token only
+    RETRY = "retry"  # new start and last_error; claim and started mark cleared (retried, deferred)
+    KEEP = "keep"  # claim and started mark cleared, job as it is (kept); by token only
+    # Claim cleared, job exactly as it is (given back unstarted); by token only. A lost attempt
+    # stays marked started, so the next runner still sees it lost.
+    RELEASE = "release"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class Store(abc.ABC):
         """Apply fenced writes in one transaction; False where a newer state won.
 
         Where a fenced write does not apply, the claim is still released if the row carries it.
+        Fenced: START, REMOVE, RETRY; by token only: KEEP, RELEASE.
         """
 
     @abc.abstractmethod

@@ -56,11 +56,13 @@ class _Row:
         #: Sequence number of this row's live heap entry.
         self.entry = 0
 
-    def clear_claim(self) -> None:
+    def clear_claim(self, *, attempt_ended: bool) -> None:
+        """Drop the claim; ``attempt_ended`` also drops the started mark (see ``OpKind``)."""
         self.claim_token = None
         self.claimed_by = None
         self.claimed_until = None
-        self.started_at = None
+        if attempt_ended:
+            self.started_at = None
 
     def load(self, new: NewJob) -> None:
         """Take every field of ``new`` (the claim and version are the caller's business)."""
@@ -248,9 +250,10 @@ class MemoryStore(Store):
         lost_runner = None
         if row.started_at is not None:
             lost_runner = row.claimed_by or "an unknown runner"
-            error = lost_attempt_error(job.attempts, lost_runner, row.claimed_until)
+            error = lost_attempt_error(
+                row.job.last_error, job.attempts, lost_runner, row.claimed_until
+            )
             row.job = replace(row.job, last_error=error)
-            row.started_at = None
             job = replace(job, last_error=error)
         row.claim_token = token
         row.claimed_by = runner
@@ -269,12 +272,12 @@ class MemoryStore(Store):
         held = row is not None and row.claim_token == op.claim.token
         if row is None or not held:
             return False
-        if op.kind is OpKind.RELEASE:
-            self._release(row)
+        if op.kind in (OpKind.RELEASE, OpKind.KEEP):
+            self._release(row, attempt_ended=op.kind is OpKind.KEEP)
             return True
         if row.version != op.claim.version:
             # A newer state won (the job was rescheduled or updated meanwhile): let it go.
-            self._release(row)
+            self._release(row, attempt_ended=False)
             return False
         if op.kind is OpKind.REMOVE:
             del self._rows[job_id]
@@ -287,11 +290,11 @@ class MemoryStore(Store):
             assert op.at is not None
             row.job = replace(row.job, start=op.at.astimezone(UTC), last_error=op.error)
             row.version += 1
-            self._release(row)
+            self._release(row, attempt_ended=True)
         return True
 
-    def _release(self, row: _Row) -> None:
-        row.clear_claim()
+    def _release(self, row: _Row, *, attempt_ended: bool) -> None:
+        row.clear_claim(attempt_ended=attempt_ended)
         self._index(row)
 
     def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:

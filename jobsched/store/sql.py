@@ -31,12 +31,9 @@ log = logging.getLogger("jobsched")
 T = TypeVar("T")
 
 c = jobs.c
-_CLAIM_CLEARED = {
-    "claim_token": None,
-    "claimed_by": None,
-    "claimed_until": None,
-    "started_at": None,
-}
+_CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None}
+#: An attempt that ended (kept, retried, deferred): its claim and its started mark go.
+_ATTEMPT_ENDED = {**_CLAIM_CLEARED, "started_at": None}
 #: Seconds API calls keep retrying a busy database (deadlock, lock wait, SQLite busy).
 API_PATIENCE = 10.0
 #: Seconds a runner keeps retrying its bookkeeping writes, reconnecting as needed.
@@ -354,7 +351,7 @@ class SqlStore(Store):
             claimed_until=sa.bindparam("b_until"),
             version=c.version + 1,
         )
-        take_lost = take.values(last_error=sa.bindparam("b_error"), started_at=None)
+        take_lost = take.values(last_error=sa.bindparam("b_error"))
 
         def work(conn: sa.Connection) -> list[Claim]:
             claims: list[Claim] = []
@@ -367,7 +364,9 @@ class SqlStore(Store):
                 lost_runner = None
                 if row.started_at is not None:
                     lost_runner = row.claimed_by or "an unknown runner"
-                    error = lost_attempt_error(job.attempts, lost_runner, row.claimed_until)
+                    error = lost_attempt_error(
+                        row.last_error, job.attempts, lost_runner, row.claimed_until
+                    )
                     params["b_error"] = error
                     lost.append(params)
                     job = _replace_error(job, error)
@@ -393,8 +392,9 @@ class SqlStore(Store):
     def _apply_one(self, conn: sa.Connection, op: Op) -> bool:
         held = (c.job_id == op.claim.job.job_id) & (c.claim_token == op.claim.token)
         fenced = held & (c.version == op.claim.version)
-        if op.kind is OpKind.RELEASE:
-            return conn.execute(jobs.update().where(held).values(_CLAIM_CLEARED)).rowcount > 0
+        if op.kind in (OpKind.RELEASE, OpKind.KEEP):
+            cleared = _CLAIM_CLEARED if op.kind is OpKind.RELEASE else _ATTEMPT_ENDED
+            return conn.execute(jobs.update().where(held).values(cleared)).rowcount > 0
         if op.kind is OpKind.REMOVE:
             statement: sa.Executable = jobs.delete().where(fenced)
         elif op.kind is OpKind.START:
@@ -408,7 +408,7 @@ class SqlStore(Store):
                 jobs.update()
                 .where(fenced)
                 .values(
-                    start_time=op.at, last_error=op.error, version=c.version + 1, **_CLAIM_CLEARED
+                    start_time=op.at, last_error=op.error, version=c.version + 1, **_ATTEMPT_ENDED
                 )
             )
         if conn.execute(statement).rowcount > 0:

@@ -263,6 +263,43 @@ def test_a_job_whose_last_attempt_was_lost_fails_even_if_the_runner_that_took_it
     assert not scheduler.job_exists("a")
 
 
+def test_a_job_whose_last_attempt_was_lost_fails_even_after_a_runner_gave_it_back_unstarted(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    # As above, but runner 2 gave the job back unstarted (a SIGTERM before it got to it).
+    calls: list[Job] = []
+    scheduler.registry.register("h", calls.append, timeout=timedelta(minutes=1))
+    scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1)
+    lease = {"lease_for": lambda handler: timedelta(minutes=1), "limit": 10, "after": None}
+    [first] = scheduler.store.claim(clock.now(), runner="dead-1:1", **lease)
+    scheduler.store.apply(clock.now(), [Op(OpKind.START, first, at=clock.now())])
+    clock.advance(timedelta(minutes=2))
+    [second] = scheduler.store.claim(clock.now(), runner="stopped-2:2", **lease)
+    assert scheduler.store.apply(clock.now(), [Op(OpKind.RELEASE, second)]) == [True]
+
+    report = scheduler.run_due_jobs()
+
+    assert [r.outcome for r in report.results] == [Outcome.FAILED]
+    assert report.ran == 0 and calls == []
+    assert not scheduler.job_exists("a")
+
+
+def test_a_job_kept_more_often_than_max_attempts_is_not_failed_for_it(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.registry.register("poll", lambda job: False)
+    scheduler.schedule_job("a", timedelta(0), "poll", max_attempts=1)
+
+    outcomes = []
+    for _ in range(3):
+        outcomes += [r.outcome for r in scheduler.run_due_jobs().results]
+        clock.advance(timedelta(minutes=1))
+
+    assert outcomes == [Outcome.KEPT] * 3
+    job = scheduler.get_job("a")
+    assert job is not None and job.attempts == 3
+
+
 def test_an_update_keeps_a_running_job_from_starting_twice_at_once(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
