@@ -138,7 +138,8 @@ class Store(abc.ABC):
         """Take up to ``limit`` due jobs no live claim holds, oldest first, after ``after``.
 
         A taken-over claim whose handler had started records the lost attempt in the same
-        transaction (``last_error`` names the lost runner) and sets ``Claim.lost_runner``.
+        transaction (``last_error`` names the lost runner) and sets ``Claim.lost_runner``; the
+        job stays marked started until an op of the new claim ends or replaces the attempt.
         """
 
     @abc.abstractmethod
