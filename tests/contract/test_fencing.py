@@ -15,7 +15,7 @@ import pytest
 
 from contract.passes import PassInThread
 from jobsched import FakeClock, Job, Mode, Outcome, RunReport, Scheduler
-from jobsched.store.base import Op, OpKind
+from jobsched.store.base import Claim, Op, OpKind
 
 
 class Blocking:
@@ -238,20 +238,34 @@ def test_a_claim_that_ran_out_at_max_attempts_fails_without_running_again(
     assert not scheduler.job_exists("a")
 
 
+def claim_as(scheduler: Scheduler, clock: FakeClock, runner: str) -> Claim:
+    """Claim job "a" as ``runner`` would, with one-minute claims."""
+    [claim] = scheduler.store.claim(
+        clock.now(), limit=10, after=None, runner=runner, lease_for=lambda h: timedelta(minutes=1)
+    )
+    return claim
+
+
+def last_attempt_lost_by_a_dead_runner(scheduler: Scheduler, clock: FakeClock) -> list[Job]:
+    """Job "a" (one attempt allowed) whose attempt runner dead-1:1 started, then died; its claim
+    has run out. Returns the list the handler appends to if it is ever called."""
+    calls: list[Job] = []
+    scheduler.registry.register("h", calls.append, timeout=timedelta(minutes=1))
+    scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1)
+    first = claim_as(scheduler, clock, "dead-1:1")
+    assert scheduler.store.apply(clock.now(), [Op(OpKind.START, first, at=clock.now())]) == [True]
+    clock.advance(timedelta(minutes=2))
+    return calls
+
+
 def test_a_job_whose_last_attempt_was_lost_fails_even_if_the_runner_that_took_it_over_died(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     # Found by the fault suite: runner 1 starts the last attempt and dies; runner 2 takes the
     # job over (recording the lost attempt) and dies before deciding anything; runner 3 must
     # fail the job, not start an attempt past max_attempts.
-    calls: list[Job] = []
-    scheduler.registry.register("h", calls.append, timeout=timedelta(minutes=1))
-    scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1)
-    lease = {"lease_for": lambda handler: timedelta(minutes=1), "limit": 10, "after": None}
-    [first] = scheduler.store.claim(clock.now(), runner="dead-1:1", **lease)
-    assert scheduler.store.apply(clock.now(), [Op(OpKind.START, first, at=clock.now())]) == [True]
-    clock.advance(timedelta(minutes=2))
-    [second] = scheduler.store.claim(clock.now(), runner="dead-2:2", **lease)
+    calls = last_attempt_lost_by_a_dead_runner(scheduler, clock)
+    second = claim_as(scheduler, clock, "dead-2:2")
     assert second.lost_runner == "dead-1:1"
     clock.advance(timedelta(minutes=2))
 
@@ -267,14 +281,8 @@ def test_a_job_whose_last_attempt_was_lost_fails_even_after_a_runner_gave_it_bac
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     # As above, but runner 2 gave the job back unstarted (a SIGTERM before it got to it).
-    calls: list[Job] = []
-    scheduler.registry.register("h", calls.append, timeout=timedelta(minutes=1))
-    scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1)
-    lease = {"lease_for": lambda handler: timedelta(minutes=1), "limit": 10, "after": None}
-    [first] = scheduler.store.claim(clock.now(), runner="dead-1:1", **lease)
-    scheduler.store.apply(clock.now(), [Op(OpKind.START, first, at=clock.now())])
-    clock.advance(timedelta(minutes=2))
-    [second] = scheduler.store.claim(clock.now(), runner="stopped-2:2", **lease)
+    calls = last_attempt_lost_by_a_dead_runner(scheduler, clock)
+    second = claim_as(scheduler, clock, "stopped-2:2")
     assert scheduler.store.apply(clock.now(), [Op(OpKind.RELEASE, second)]) == [True]
 
     report = scheduler.run_due_jobs()
