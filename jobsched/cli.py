@@ -235,6 +235,14 @@ def migrate(obj: Context) -> None:
     show_default=True,
     help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process exits 1.",
 )
+@click.option(
+    "--handler",
+    "handlers",
+    multiple=True,
+    metavar="NAME",
+    help="Take only the jobs of this handler; repeatable. Without it, jobs whose handler no "
+    "imported module registers are deferred an hour.",
+)
 @click.pass_obj
 @exit_codes
 def run_due(
@@ -244,6 +252,7 @@ def run_due(
     concurrency: int,
     max_seconds: float | None,
     grace: float,
+    handlers: tuple[str, ...],
 ) -> None:
     """Run the jobs whose time has come (one pass; cron runs this every minute)."""
     scheduler = obj.scheduler()
@@ -255,6 +264,7 @@ def run_due(
             max_seconds=max_seconds,
             stop=stop,
             keep_results=False,
+            handlers=handlers or None,
         )
     if not quiet or report.troubled:
         click.echo(f"jobsched run-due: {report.summary()}")

@@ -57,3 +57,13 @@ class PermanentError(JobschedError):
 
 class UsageError(JobschedError):
     """An argument is malformed (a CLI or API caller's mistake); nothing was done."""
+
+
+class NoHandlersError(JobschedError):
+    """A pass was asked to run with no handler registered: it would only defer every job."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no handlers registered: pass --app or set JOBSCHED_APP (from Python, import the "
+            "modules that define the handlers before running a pass)"
+        )

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 from jobsched.errors import InvalidJobError
-from jobsched.model import Job
+from jobsched.model import RETRY_DELAY, Job
 
 log = logging.getLogger("jobsched")
 
 #: How long a handler may hold its job (its claim) unless ``timeout`` says otherwise.
 DEFAULT_TIMEOUT = timedelta(minutes=5)
 
-HandlerFn = Callable[[Job], bool | None]
+#: A handler: a plain function, or an ``async def`` one (awaited to completion by the pass).
+HandlerFn = Callable[[Job], bool | Awaitable[bool | None] | None]
 F = TypeVar("F", bound=HandlerFn)
 
 
@@ -25,7 +27,10 @@ F = TypeVar("F", bound=HandlerFn)
 class Handler:
     name: str
     fn: HandlerFn
+    #: How long one attempt may hold its job (the claim's length).
     timeout: timedelta
+    #: How long after a failed attempt the job runs again.
+    retry_delay: timedelta = RETRY_DELAY
 
 
 class Registry:
@@ -36,11 +41,23 @@ class Registry:
         self._lock = threading.Lock()
 
     def register(
-        self, name: str, fn: HandlerFn, timeout: timedelta | float | None = None
+        self,
+        name: str,
+        fn: HandlerFn,
+        timeout: timedelta | float | None = None,
+        *,
+        retry_delay: timedelta | float | None = None,
     ) -> Handler:
         if not isinstance(name, str) or not name:
             raise InvalidJobError("handler", "a handler name must be a non-empty string")
-        entry = Handler(name, fn, _as_timeout(timeout))
+        if not callable(fn):
+            raise InvalidJobError("handler", f"{name!r}: expected a function, got {fn!r}")
+        entry = Handler(
+            name,
+            fn,
+            _as_duration(timeout, "timeout", DEFAULT_TIMEOUT, zero_ok=False),
+            _as_duration(retry_delay, "retry_delay", RETRY_DELAY, zero_ok=True),
+        )
         with self._lock:
             old = self._handlers.get(name)
             self._handlers[name] = entry
@@ -57,6 +74,9 @@ class Registry:
         entry = self._handlers.get(name)
         return DEFAULT_TIMEOUT if entry is None else entry.timeout
 
+    def __len__(self) -> int:
+        return len(self._handlers)
+
     def unregister(self, name: str) -> None:
         with self._lock:
             self._handlers.pop(name, None)
@@ -65,15 +85,24 @@ class Registry:
         return sorted(self._handlers)
 
 
-def _as_timeout(value: timedelta | float | None) -> timedelta:
+def _as_duration(
+    value: timedelta | float | None, field: str, default: timedelta, *, zero_ok: bool
+) -> timedelta:
     if value is None:
-        return DEFAULT_TIMEOUT
+        return default
     if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
-        raise InvalidJobError("timeout", f"expected a timedelta or seconds, got {value!r}")
-    timeout = value if isinstance(value, timedelta) else timedelta(seconds=value)
-    if timeout <= timedelta(0):
-        raise InvalidJobError("timeout", f"must be positive, got {timeout}")
-    return timeout
+        raise InvalidJobError(field, f"expected a timedelta or seconds, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidJobError(field, f"expected a finite number of seconds, got {value!r}")
+    try:
+        duration = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    except OverflowError:
+        raise InvalidJobError(field, f"{value!r} seconds is out of range") from None
+    if duration < timedelta(0) or (duration == timedelta(0) and not zero_ok):
+        raise InvalidJobError(
+            field, f"must be {'zero or more' if zero_ok else 'positive'}, got {duration}"
+        )
+    return duration
 
 
 def _qual(fn: object) -> str:
@@ -84,16 +113,22 @@ def _qual(fn: object) -> str:
 registry = Registry()
 
 
-def handler(name: str, timeout: timedelta | float | None = None) -> Callable[[F], F]:
+def handler(
+    name: str,
+    timeout: timedelta | float | None = None,
+    *,
+    retry_delay: timedelta | float | None = None,
+) -> Callable[[F], F]:
     """Register the decorated function as the handler for jobs named ``name``.
 
     ``fn(job)`` returns None or True when the job is done (it is removed), False to keep it
-    (for instance after rescheduling itself), or raises to have it retried an hour later.
-    ``timeout`` (default 5 minutes) is how long one attempt may hold its job.
+    (for instance after rescheduling itself), or raises to have it retried ``retry_delay``
+    (default one hour) after it failed. ``fn`` may be an ``async def`` function: the pass awaits
+    it to completion. ``timeout`` (default 5 minutes) is how long one attempt may hold its job.
     """
 
     def register(fn: F) -> F:
-        registry.register(name, fn, timeout)
+        registry.register(name, fn, timeout, retry_delay=retry_delay)
         return fn
 
     return register

@@ -179,9 +179,10 @@ def is_expired(job: Job, now: datetime) -> bool:
     return job.expiry is not None and job.expiry < now
 
 
-def retry_at(now: datetime) -> datetime:
-    """When a failed (or deferred) job runs again: the retry delay after ``now``."""
-    return now + RETRY_DELAY
+def retry_at(now: datetime, delay: timedelta = RETRY_DELAY) -> datetime:
+    """When a failed (or deferred) job runs again: ``delay`` (one hour unless its handler says
+    otherwise) after ``now``, the time it failed."""
+    return now + delay
 
 
 def after_failure(job: Job, *, permanent: bool) -> Outcome:
@@ -219,5 +220,9 @@ def lost_attempt_error(
 
 
 def describe_error(exc: BaseException) -> str:
+    """The ``last_error`` of an attempt that raised ``exc``."""
+    if isinstance(exc, SystemExit):
+        code = "" if exc.code is None else repr(exc.code)
+        return cut_error(f"the handler called sys.exit({code})")
     text = f"{type(exc).__name__}: {exc}"
     return cut_error(text)

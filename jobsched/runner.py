@@ -6,6 +6,7 @@ clock, read once per batch. No transaction is open while a handler runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -19,9 +20,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from jobsched.clock import Clock
-from jobsched.errors import PermanentError, UsageError
+from jobsched.errors import NoHandlersError, PermanentError, UsageError
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
+from jobsched.loops import EventLoops
 from jobsched.model import JobResult, Outcome, RunReport
 from jobsched.outbox import MAX_DELAY, Outbox
 from jobsched.rules import after_failure, describe_error, is_expired, retry_at
@@ -45,14 +47,18 @@ class PassOptions:
     max_seconds: float | None = None
     keep_results: bool = True
     batch_size: int = BATCH_SIZE
+    #: Take only the jobs of these handlers (None: every job; others' jobs are then deferred).
+    handlers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
             raise UsageError(f"limit must be a positive integer, got {self.limit!r}")
         if isinstance(self.concurrency, bool) or self.concurrency < 1:
             raise UsageError(f"concurrency must be a positive integer, got {self.concurrency!r}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise UsageError(f"max_seconds must be positive, got {self.max_seconds!r}")
+        if self.max_seconds is not None and not 0 < self.max_seconds < float("inf"):
+            raise UsageError(f"max_seconds must be a positive number, got {self.max_seconds!r}")
+        if self.handlers is not None and not self.handlers:
+            raise UsageError("handlers must name at least one handler (or be None for all)")
 
 
 class Pass:
@@ -81,10 +87,25 @@ class Pass:
         self._kept: set[str] = set()
         self.heartbeat = Heartbeat(store, clock) if clock.is_real else None
         self.outbox = Outbox(store)
+        self.loops = EventLoops()
+
+    def check_handlers(self) -> None:
+        """Refuse a pass that could run nothing: no handler registered (the app was not
+        imported), or asked to serve a handler that no imported module registers."""
+        if not len(self.registry):
+            raise NoHandlersError()
+        if self.options.handlers is not None:
+            unknown = [name for name in self.options.handlers if self.registry.get(name) is None]
+            if unknown:
+                raise UsageError(
+                    f"no imported module registers the handler(s) {', '.join(map(repr, unknown))} "
+                    f"(registered: {', '.join(map(repr, self.registry.names()))})"
+                )
 
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> RunReport:
+        self.check_handlers()
         began = time.monotonic()
         opts = self.options
         batch = max(opts.batch_size, 2 * opts.concurrency)
@@ -117,6 +138,7 @@ class Pass:
                         after=cursor,
                         runner=self.runner,
                         lease_for=self.registry.timeout_for,
+                        handlers=opts.handlers,
                     )
                     exhausted = len(claims) < want
                     if claims:
@@ -147,6 +169,7 @@ class Pass:
             for future in in_flight:
                 future.exception()
             pool.shutdown(wait=True)
+            self.loops.close()
             try:
                 self._release(pending)
                 self.outbox.send(self.clock.now())
@@ -227,16 +250,17 @@ class Pass:
         if self.heartbeat:
             self.heartbeat.running(claim)
         try:
-            result = handler.fn(job)
+            result = self.loops.resolve(handler.fn(job))
         except PermanentError as e:
             error = describe_error(e)
             log.error("job %r failed permanently: %s", job.job_id, error)
             self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=error)
-        except Exception as e:
+        except (Exception, SystemExit, asyncio.CancelledError) as e:
+            # sys.exit() in a handler fails its attempt like any error; the pass goes on.
             error = describe_error(e)
             outcome = after_failure(job, permanent=False)
             if outcome is Outcome.RETRIED:
-                at = retry_at(now)
+                at = retry_at(now, handler.retry_delay)
                 log.warning(
                     "job %r attempt %d/%d failed, retry at %s: %s\n%s",
                     job.job_id,

@@ -39,7 +39,7 @@ class Scheduler:
         self.clock: Clock = clock or RealClock()
         self.store: Store = open_store(url)
         self.max_payload_bytes = max_payload_bytes
-        self.registry = registry or default_registry
+        self.registry = default_registry if registry is None else registry
 
     def __repr__(self) -> str:
         return f"Scheduler({self.store.describe()!r}, clock={self.clock!r})"
@@ -205,12 +205,29 @@ class Scheduler:
         max_seconds: float | None = None,
         stop: threading.Event | None = None,
         keep_results: bool = True,
+        handlers: Iterable[str] | None = None,
     ) -> RunReport:
-        """Run one pass over the due jobs (at most ``limit``) and report what became of each."""
+        """Run one pass over the due jobs (at most ``limit``) and report what became of each.
+
+        ``handlers`` restricts the pass to the jobs of those handlers (each must be registered),
+        so runners of different apps can share one database; without it, a job whose handler is
+        not registered here is deferred an hour. A pass with no handler registered at all raises
+        ``NoHandlersError`` before it takes anything.
+        """
         options = PassOptions(
-            limit=limit, concurrency=concurrency, max_seconds=max_seconds, keep_results=keep_results
+            limit=limit,
+            concurrency=concurrency,
+            max_seconds=max_seconds,
+            keep_results=keep_results,
+            handlers=None if handlers is None else _handler_names(handlers),
         )
         return Pass(self.store, self.clock, self.registry, options, stop=stop).run()
+
+
+def _handler_names(handlers: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(handlers, str):
+        raise UsageError(f"handlers must be a list of names, got the string {handlers!r}")
+    return tuple(dict.fromkeys(rules.check_name(name, "handler") for name in handlers))
 
 
 def _check_mode(mode: object) -> Mode:

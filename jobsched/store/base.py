@@ -134,8 +134,10 @@ class Store(abc.ABC):
         after: Cursor | None,
         runner: str,
         lease_for: Callable[[str], timedelta],
+        handlers: Sequence[str] | None = None,
     ) -> list[Claim]:
-        """Take up to ``limit`` due jobs no live claim holds, oldest first, after ``after``.
+        """Take up to ``limit`` due jobs no live claim holds, oldest first, after ``after``
+        (only jobs of ``handlers``, if given).
 
         A taken-over claim whose handler had started records the lost attempt in the same
         transaction (``last_error`` names the lost runner) and sets ``Claim.lost_runner``; the

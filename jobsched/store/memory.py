@@ -206,8 +206,10 @@ class MemoryStore(Store):
         after: Cursor | None,
         runner: str,
         lease_for: Callable[[str], timedelta],
+        handlers: Sequence[str] | None = None,
     ) -> list[Claim]:
         now = now.astimezone(UTC)
+        served = None if handlers is None else frozenset(handlers)
         token = new_token()
         claims: list[Claim] = []
         with self._lock:
@@ -226,8 +228,10 @@ class MemoryStore(Store):
                         break
                     heapq.heappop(self._waiting)
                     row = self._rows[entry[1]]
-                    if (after is not None and (entry[0], entry[1]) <= after) or (
-                        row.claimed_until is not None and row.claimed_until > now
+                    if (
+                        (after is not None and (entry[0], entry[1]) <= after)
+                        or (row.claimed_until is not None and row.claimed_until > now)
+                        or (served is not None and row.job.handler not in served)
                     ):
                         passed.append(entry)
                         continue

@@ -335,10 +335,13 @@ class SqlStore(Store):
         after: Cursor | None,
         runner: str,
         lease_for: Callable[[str], timedelta],
+        handlers: Sequence[str] | None = None,
     ) -> list[Claim]:
         query = sa.select(jobs).where(
             c.start_time <= now, sa.or_(c.claimed_until.is_(None), c.claimed_until <= now)
         )
+        if handlers is not None:
+            query = query.where(c.handler.in_(handlers))
         if after is not None:
             query = query.where(_after(after))
         query = self.dialect.lock_for_claim(query.order_by(c.start_time, c.job_id).limit(limit))

@@ -346,11 +346,57 @@ def test_run_due_quiet_prints_the_summary_when_there_was_trouble(
 # -- app modules --------------------------------------------------------------------------------
 
 
-def test_without_an_app_module_jobs_are_deferred_not_run(db: str) -> None:
+def test_without_an_app_module_run_due_exits_1_and_takes_nothing(db: str) -> None:
     ok(run("schedule", "a", "ok", "--at", PAST, url=db))
-    ran, counts = summary(ok(run("run-due", url=db)))
+    fails(run("run-due", url=db), 1, "no handlers registered: pass --app or set JOBSCHED_APP")
+    job = show(db, "a")
+    assert (job["attempts"], job["last_error"], job["start"]) == (
+        0,
+        None,
+        "2020-01-01T00:00:00+00:00",
+    )
+
+
+def test_without_an_app_module_run_due_exits_1_before_touching_the_database() -> None:
+    fails(run("run-due", url=UNREACHABLE_URL), 1, "no handlers registered")
+
+
+def test_a_jobs_handler_missing_from_the_app_modules_is_deferred(db: str) -> None:
+    ok(run("schedule", "a", "not_in_cli_app", "--at", PAST, url=db))
+    ran, counts = summary(ok(run("--app", "cli_app", "run-due", url=db)))
     assert (ran, counts) == (0, {"deferred": 1})
-    assert "ok" in show(db, "a")["last_error"]
+    assert "not_in_cli_app" in show(db, "a")["last_error"]
+
+
+def test_run_due_with_handler_options_takes_only_those_handlers_jobs(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "b", "boom", "--at", PAST, url=db))
+    ok(run("schedule", "c", "other_apps_handler", "--at", PAST, url=db))
+    out = ok(run("--app", "cli_app", "run-due", "--handler", "ok", url=db))
+    assert summary(out) == (1, {"succeeded": 1})
+    assert show(db, "b")["attempts"] == 0
+    assert show(db, "c")["last_error"] is None  # another app's job: not deferred
+
+
+def test_run_due_with_a_handler_no_app_module_registers_exits_2(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    fails(run("--app", "cli_app", "run-due", "--handler", "okk", url=db), 2, "'okk'")
+    assert show(db, "a")["attempts"] == 0
+
+
+def test_a_handler_calling_sys_exit_fails_its_attempt_and_run_due_goes_on(db: str) -> None:
+    ok(run("schedule", "1-leaves", "leave", "--at", PAST, url=db))
+    ok(run("schedule", "2-ok", "ok", "--at", "2020-01-01T00:00:01Z", url=db))
+    result = run("--app", "cli_app", "run-due", url=db)
+    assert summary(ok(result, handler_failed=True)) == (2, {"succeeded": 1, "retried": 1})
+    assert show(db, "1-leaves")["last_error"] == "the handler called sys.exit(3)"
+
+
+def test_an_async_handler_runs_from_the_cli(db: str, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    ok(run("schedule", "a", "async_touch", "--at", PAST, "--data", json.dumps(str(marker)), url=db))
+    assert summary(ok(run("--app", "cli_app", "run-due", url=db))) == (1, {"succeeded": 1})
+    assert marker.exists()
 
 
 def test_app_option_imports_handlers_from_the_current_directory(db: str) -> None:
@@ -380,13 +426,13 @@ def test_a_handler_schedules_through_the_scheduler_the_cli_installed(db_url: str
     "args",
     [
         ["migrate"],
-        ["run-due"],
+        ["--app", "cli_app", "run-due"],
         ["list"],
         ["show", "x"],
         ["remove", "x"],
         ["schedule", "x", "ok", "--in", "1h"],
     ],
-    ids=lambda args: args[0],
+    ids=lambda args: args[-1] if args[0] == "--app" else args[0],
 )
 def test_an_unreachable_database_exits_1(args: list[str]) -> None:
     fails(run(*args, url=UNREACHABLE_URL), 1, "127.0.0.1")
@@ -410,8 +456,14 @@ def test_a_sqlite_file_in_a_missing_directory_exits_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["run-due"], ["list"], ["show", "x"], ["remove", "x"], ["schedule", "x", "ok", "--in", "1h"]],
-    ids=lambda args: args[0],
+    [
+        ["--app", "cli_app", "run-due"],
+        ["list"],
+        ["show", "x"],
+        ["remove", "x"],
+        ["schedule", "x", "ok", "--in", "1h"],
+    ],
+    ids=lambda args: args[-1] if args[0] == "--app" else args[0],
 )
 def test_a_database_without_the_schema_exits_1(args: list[str], tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
@@ -423,7 +475,7 @@ def test_a_missing_sqlite_file_exits_1_and_is_not_created(tmp_path: Path) -> Non
     path = tmp_path / "mistyped.db"
     fails(run("list", url=f"sqlite:///{path}"), 1, "jobsched migrate")
     fails(run("schedule", "x", "ok", "--in", "1h", url=f"sqlite:///{path}"), 1, "jobsched migrate")
-    fails(run("run-due", url=f"sqlite:///{path}"), 1, "jobsched migrate")
+    fails(run("--app", "cli_app", "run-due", url=f"sqlite:///{path}"), 1, "jobsched migrate")
     assert not path.exists()
 
 
@@ -445,7 +497,7 @@ def empty_mysql_url(mysql_database_url: str) -> Iterator[str]:
 
 def test_a_database_without_the_schema_exits_1_on_mariadb(empty_mysql_url: str) -> None:
     fails(run("list", url=empty_mysql_url), 1, "jobsched migrate")
-    fails(run("run-due", url=empty_mysql_url), 1, "jobsched migrate")
+    fails(run("--app", "cli_app", "run-due", url=empty_mysql_url), 1, "jobsched migrate")
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,7 @@ def test_a_handler_without_a_timeout_holds_its_job_five_minutes(
 
 
 def test_an_unregistered_handler_defers_its_jobs(scheduler: Scheduler) -> None:
+    scheduler.registry.register("other", first)
     scheduler.registry.register("h", first)
     scheduler.registry.unregister("h")
     assert scheduler.registry.get("h") is None

@@ -19,7 +19,7 @@ from jobsched import (
     RunReport,
     Scheduler,
 )
-from jobsched.errors import UsageError
+from jobsched.errors import NoHandlersError, UsageError
 from jobsched.rules import MAX_ERROR_BYTES
 
 HOUR = timedelta(hours=1)
@@ -92,6 +92,7 @@ def test_a_job_not_yet_due_is_not_run(scheduler: Scheduler, clock: FakeClock) ->
 
 
 def test_an_empty_pass_reports_nothing(scheduler: Scheduler) -> None:
+    scheduler.registry.register("h", Calls())
     report = scheduler.run_due_jobs()
     assert report.results == []
     assert report.ran == report.succeeded == report.failed == report.taken == 0
@@ -297,8 +298,16 @@ def test_expiry_also_holds_for_retries(scheduler: Scheduler, clock: FakeClock) -
 # -- unknown handlers -----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def deployed(scheduler: Scheduler) -> Calls:
+    """The handler that is registered, beside the job handlers that are not."""
+    handler = Calls()
+    scheduler.registry.register("deployed", handler)
+    return handler
+
+
 def test_a_job_without_a_registered_handler_is_deferred_without_spending_an_attempt(
-    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture, deployed: Calls
 ) -> None:
     scheduler.schedule_job("a", timedelta(hours=-5), "not_deployed", {"x": 1})
     with caplog.at_level(logging.WARNING, logger="jobsched"):
@@ -313,7 +322,7 @@ def test_a_job_without_a_registered_handler_is_deferred_without_spending_an_atte
 
 
 def test_a_deferred_job_runs_once_its_handler_is_registered(
-    scheduler: Scheduler, clock: FakeClock
+    scheduler: Scheduler, clock: FakeClock, deployed: Calls
 ) -> None:
     scheduler.schedule_job("a", timedelta(0), "late")
     scheduler.run_due_jobs()
@@ -328,7 +337,7 @@ def test_a_deferred_job_runs_once_its_handler_is_registered(
 
 
 def test_a_deferred_job_is_deferred_again_while_its_handler_is_missing(
-    scheduler: Scheduler, clock: FakeClock
+    scheduler: Scheduler, clock: FakeClock, deployed: Calls
 ) -> None:
     scheduler.schedule_job("a", timedelta(0), "missing", max_attempts=1)
     for _ in range(4):
@@ -338,12 +347,54 @@ def test_a_deferred_job_is_deferred_again_while_its_handler_is_missing(
     assert job is not None and job.attempts == 0
 
 
-def test_a_deferred_job_still_expires(scheduler: Scheduler, clock: FakeClock) -> None:
+def test_a_deferred_job_still_expires(
+    scheduler: Scheduler, clock: FakeClock, deployed: Calls
+) -> None:
     scheduler.schedule_job("a", timedelta(0), "missing", expiry=timedelta(minutes=10))
     assert scheduler.run_due_jobs().deferred == 1
     clock.advance(HOUR)
     assert scheduler.run_due_jobs().expired == 1
     assert not scheduler.job_exists("a")
+
+
+def test_a_pass_with_no_handler_registered_is_refused_before_it_takes_anything(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.schedule_job("a", timedelta(0), "h")
+    with pytest.raises(NoHandlersError, match="no handlers registered: pass --app"):
+        scheduler.run_due_jobs()
+    clock.advance(timedelta(seconds=1))
+    scheduler.registry.register("h", Calls())
+    assert outcomes(scheduler.run_due_jobs()) == {"a": Outcome.SUCCEEDED}  # it was not claimed
+
+
+def test_a_pass_for_some_handlers_takes_only_their_jobs_and_leaves_the_rest_untouched(
+    scheduler: Scheduler, deployed: Calls
+) -> None:
+    mine = Calls()
+    scheduler.registry.register("mine", mine)
+    scheduler.schedule_job("1-other-app", timedelta(minutes=-3), "other_apps_handler")
+    scheduler.schedule_job("2-deployed", timedelta(minutes=-2), "deployed")
+    scheduler.schedule_job("3-mine", timedelta(minutes=-1), "mine")
+    report = scheduler.run_due_jobs(handlers=["mine"])
+    assert outcomes(report) == {"3-mine": Outcome.SUCCEEDED}
+    assert deployed.ids == [] and mine.ids == ["3-mine"]
+    other = scheduler.get_job("1-other-app")
+    assert other is not None and other.last_error is None  # not deferred
+    assert outcomes(scheduler.run_due_jobs(handlers=["deployed", "mine"])) == {
+        "2-deployed": Outcome.SUCCEEDED
+    }
+
+
+def test_a_pass_for_a_handler_nobody_registered_is_refused(
+    scheduler: Scheduler, deployed: Calls
+) -> None:
+    scheduler.schedule_job("a", timedelta(0), "deployed")
+    with pytest.raises(UsageError, match="'typo'"):
+        scheduler.run_due_jobs(handlers=["deployed", "typo"])
+    with pytest.raises(UsageError):
+        scheduler.run_due_jobs(handlers=[])
+    assert scheduler.run_due_jobs(handlers=["deployed"]).succeeded == 1
 
 
 # -- order, limit and report ----------------------------------------------------------------------

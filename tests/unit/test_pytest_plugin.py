@@ -118,6 +118,10 @@ def test_the_marker_points_the_fixture_at_sqlite(pytester: pytest.Pytester) -> N
         leftover.schedule_job("from-an-earlier-run", timedelta(0), "h")
         leftover.close()
 
+        @jobsched.handler("h")
+        def h(job):
+            pass
+
         @pytest.mark.jobsched(url={url!r})
         def test_on_sqlite(jobsched_sim):
             store = jobsched_sim.scheduler.store
@@ -127,7 +131,7 @@ def test_the_marker_points_the_fixture_at_sqlite(pytester: pytest.Pytester) -> N
             assert not jobsched_sim.scheduler.is_real
             assert not jobsched_sim.scheduler.run_jobs_remotely
             log = jobsched_sim.advance(60)
-            assert log.outcomes() == [jobsched.Outcome.DEFERRED]  # no handler "h"
+            assert log.outcomes() == [jobsched.Outcome.SUCCEEDED]
         """
     )
 

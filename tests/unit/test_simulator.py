@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -285,7 +286,8 @@ def test_a_job_left_due_is_run_at_every_tick(sim: Simulator, registry: Registry)
     assert [(e.at, e.outcome) for e in log] == [(minutes(n), Outcome.KEPT) for n in range(1, 6)]
 
 
-def test_a_job_without_a_handler_is_deferred_an_hour(sim: Simulator) -> None:
+def test_a_job_without_a_handler_is_deferred_an_hour(sim: Simulator, registry: Registry) -> None:
+    record_runs(registry)  # the app's other handlers
     sim.scheduler.schedule_job("a", minutes(1), "nobody-handles-this")
 
     log = sim.advance(timedelta(hours=2))
@@ -461,3 +463,13 @@ def test_skipping_empty_ticks_gives_the_same_log_as_stepping_every_tick(
     assert fast[0] == slow[0]  # the logs
     assert fast[1] == slow[1]  # where the clock was left
     assert fast[2] == slow[2]  # the jobs left
+
+
+def test_the_simulator_runs_async_handlers(sim: Simulator, registry: Registry) -> None:
+    async def work(job: Job) -> None:
+        await asyncio.sleep(0)
+
+    registry.register("async-work", work)
+    sim.scheduler.schedule_job("a", minutes(1), "async-work")
+
+    assert sim.advance(timedelta(minutes=2)).outcomes() == [Outcome.SUCCEEDED]

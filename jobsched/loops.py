@@ -1,0 +1,45 @@
+"""Event loops for ``async def`` handlers: one per thread that runs handlers, for one pass.
+
+A handler may be a coroutine function, or return any awaitable: the pass awaits it to completion
+in the event loop of the thread running the handler, so an async handler has the same outcomes
+and timeout as a plain one, and an awaitable is never mistaken for a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable
+from typing import Any
+
+
+class EventLoops:
+    """A lazily made ``asyncio.Runner`` per thread; ``close`` ends them all. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._runners: list[asyncio.Runner] = []
+        self._lock = threading.Lock()
+
+    def resolve(self, result: object) -> object:
+        """``result`` itself, or what it gives when awaited if it is awaitable."""
+        if not inspect.isawaitable(result):
+            return result
+        runner: asyncio.Runner | None = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = asyncio.Runner()
+            self._local.runner = runner
+            with self._lock:
+                self._runners.append(runner)
+        return runner.run(_awaited(result))
+
+    def close(self) -> None:
+        with self._lock:
+            runners, self._runners = self._runners, []
+        for runner in runners:
+            runner.close()
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
