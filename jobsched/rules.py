@@ -29,15 +29,16 @@ class NewJob:
     payload: str
 
 
-def resolve_time(value: object, now: datetime, field: str) -> datetime:
-    """An aware datetime as is (in UTC), or a timedelta counted from ``now``."""
+def resolve_time(value: object, now: datetime, field: str, *, base: str = "now") -> datetime:
+    """An aware datetime as is (in UTC), or a timedelta counted from ``now`` (which ``base``
+    names in messages: an expiry's timedelta counts from the start)."""
     from datetime import UTC
 
     if isinstance(value, timedelta):
         try:
             return now + value
         except OverflowError:
-            raise InvalidJobError(field, f"now + {value} is past the year 9999") from None
+            raise InvalidJobError(field, f"{base} + {value} is past the year 9999") from None
     if not isinstance(value, datetime):
         raise InvalidJobError(
             field, f"expected a datetime or timedelta, got {type(value).__name__}"
@@ -50,6 +51,13 @@ def resolve_time(value: object, now: datetime, field: str) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise InvalidJobError(field, f"{value.isoformat()} in UTC is out of range") from None
+
+
+def resolve_expiry(value: object, start: datetime) -> datetime | None:
+    """None, an aware datetime (in UTC), or a timedelta counted from the job's ``start``."""
+    if value is None:
+        return None
+    return resolve_time(value, start, "expiry", base="the start")
 
 
 def check_name(value: object, field: str) -> str:
@@ -114,13 +122,17 @@ def new_job(
     max_attempts: object = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> NewJob:
-    """Validate ``schedule_job``'s arguments into a fresh job created at ``now``."""
+    """Validate ``schedule_job``'s arguments into a fresh job created at ``now``.
+
+    A timedelta ``start`` counts from ``now``; a timedelta ``expiry`` from the start.
+    """
+    start_at = resolve_time(start, now, "start")
     job = Job(
         job_id=check_name(job_id, "job_id"),
         handler=check_name(handler, "handler"),
         data=data,
-        start=resolve_time(start, now, "start"),
-        expiry=None if expiry is None else resolve_time(expiry, now, "expiry"),
+        start=start_at,
+        expiry=resolve_expiry(expiry, start_at),
         attempts=0,
         max_attempts=check_max_attempts(max_attempts),
         created_at=now,
@@ -134,7 +146,7 @@ def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
     if not isinstance(job, Job):
         raise InvalidJobError("job", f"expected a jobsched.Job, got {type(job).__name__}")
     start = resolve_time(job.start, now, "start")
-    expiry = None if job.expiry is None else resolve_time(job.expiry, now, "expiry")
+    expiry = resolve_expiry(job.expiry, start)
     if expiry is not None and expiry < start:
         raise InvalidJobError(
             "expiry", f"{expiry.isoformat()} is before the start {start.isoformat()}"

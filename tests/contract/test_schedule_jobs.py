@@ -46,7 +46,7 @@ def test_dicts_and_job_specs_can_be_mixed(scheduler: Scheduler, clock: FakeClock
     assert count == 3
     d, s, minimal = (scheduler.get_job(i) for i in ("d", "s", "minimal"))
     assert d is not None and (d.start, d.data, d.max_attempts) == (start, {"k": "😀"}, 5)
-    assert s is not None and s.expiry == clock.now() + timedelta(hours=2)
+    assert s is not None and s.expiry == clock.now() + timedelta(hours=1 + 2)
     assert minimal is not None and minimal.data is None
 
 

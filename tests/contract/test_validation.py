@@ -39,9 +39,9 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
         "expiry",
         {"start": AWARE, "expiry": AWARE - timedelta(microseconds=1)},
     ),
-    "expiry delta before start delta": (
+    "negative expiry delta (before the start)": (
         "expiry",
-        {"start": timedelta(hours=2), "expiry": timedelta(hours=1)},
+        {"start": timedelta(hours=2), "expiry": timedelta(microseconds=-1)},
     ),
     "object payload": ("data", {"data": object()}),
     "set payload": ("data", {"data": {1, 2}}),
