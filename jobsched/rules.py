@@ -6,6 +6,7 @@ Nothing here reads a clock or touches a database: every time comes in as an argu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,20 +61,50 @@ def resolve_expiry(value: object, start: datetime) -> datetime | None:
     return resolve_time(value, start, "expiry", base="the start")
 
 
+#: Control characters (Unicode category Cc: C0, DEL and C1), refused in ids and handler names.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {
+    "\x00": "a NUL character",
+    "\t": "a tab",
+    "\n": "a newline",
+    "\r": "a carriage return",
+    "\x1b": "an escape character",
+    "\x7f": "a DEL character",
+    "\x85": "a next-line character",
+}
+
+
 def check_name(value: object, field: str) -> str:
+    """A job id or handler name: a non-empty string of at most ``MAX_ID_LENGTH`` characters,
+    valid unicode, without control characters (they break logs, listings and lookups)."""
     if not isinstance(value, str):
         raise InvalidJobError(field, f"expected a string, got {type(value).__name__}")
     if not value:
         raise InvalidJobError(field, "must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidJobError(field, f"{len(value)} characters; at most {MAX_ID_LENGTH} allowed")
-    if "\x00" in value:
-        raise InvalidJobError(field, "must not contain a NUL character")
+    control = _CONTROL.search(value)
+    if control is not None:
+        char = control.group()
+        name = _CONTROL_NAMES.get(char, "a control character")
+        raise InvalidJobError(
+            field,
+            f"contains {name} ({char!r}, U+{ord(char):04X}) at index {control.start()}; "
+            "ids and handler names must not contain control characters",
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
         raise InvalidJobError(field, "is not valid unicode (lone surrogate)") from e
     return value
+
+
+def check_handler_name(value: object) -> str:
+    """A handler name: as ``check_name``, and not only whitespace."""
+    name = check_name(value, "handler")
+    if not name.strip():
+        raise InvalidJobError("handler", f"{name!r} is only whitespace; give a handler's name")
+    return name
 
 
 def serialise_payload(data: JSONValue, max_bytes: int) -> str:
@@ -129,7 +160,7 @@ def new_job(
     start_at = resolve_time(start, now, "start")
     job = Job(
         job_id=check_name(job_id, "job_id"),
-        handler=check_name(handler, "handler"),
+        handler=check_handler_name(handler),
         data=data,
         start=start_at,
         expiry=resolve_expiry(expiry, start_at),
@@ -157,7 +188,7 @@ def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
         raise InvalidJobError("last_error", f"expected a string or None, got {last_error!r}")
     clean = Job(
         job_id=check_name(job.job_id, "job_id"),
-        handler=check_name(job.handler, "handler"),
+        handler=check_handler_name(job.handler),
         data=job.data,
         start=start,
         expiry=expiry,
@@ -177,12 +208,13 @@ def _with_data(job: Job, data: JSONValue) -> Job:
     return replace(job, data=data)
 
 
-def first_repeated(ids: Iterable[str]) -> str | None:
-    seen: set[str] = set()
-    for job_id in ids:
+def first_repeated(ids: Iterable[str]) -> tuple[int, int, str] | None:
+    """The first id that repeats: (index of its first occurrence, index of the repeat, id)."""
+    seen: dict[str, int] = {}
+    for index, job_id in enumerate(ids):
         if job_id in seen:
-            return job_id
-        seen.add(job_id)
+            return seen[job_id], index, job_id
+        seen[job_id] = index
     return None
 
 

@@ -114,12 +114,20 @@ class Scheduler:
         """
         mode = _check_mode(mode)
         now = self.now()
-        news = [self._validate(JobSpec.of(item), now) for item in jobs]
+        news: list[rules.NewJob] = []
+        for index, item in enumerate(jobs):
+            try:
+                news.append(self._validate(JobSpec.of(item), now))
+            except InvalidJobError as e:
+                raise e.in_item(index, _item_id(item)) from None
         repeated = rules.first_repeated(n.job.job_id for n in news)
         if repeated is not None:
+            first, index, job_id = repeated
             if mode is Mode.NEW:
-                raise JobExistsError(repeated)
-            raise InvalidJobError("job_id", f"{repeated!r} appears more than once in the batch")
+                raise JobExistsError(job_id)
+            raise InvalidJobError(
+                "job_id", f"appears more than once in the batch (first as item {first})"
+            ).in_item(index, job_id)
         if not news:
             return 0
         return sum(written for _, written in self.store.schedule(news, mode, conn=conn))
@@ -211,6 +219,15 @@ class Scheduler:
             limit=limit, concurrency=concurrency, max_seconds=max_seconds, keep_results=keep_results
         )
         return Pass(self.store, self.clock, self.registry, options, stop=stop).run()
+
+
+def _item_id(item: object) -> object:
+    """The id of a ``schedule_jobs`` item, whatever shape it has (None if it has none)."""
+    if isinstance(item, JobSpec):
+        return item.job_id
+    if isinstance(item, Mapping):
+        return item.get("job_id")
+    return None
 
 
 def _check_mode(mode: object) -> Mode:

@@ -490,6 +490,8 @@ BAD_ARGUMENTS = {
         "expiry",
     ),
     "empty-id": (["schedule", "", "ok", "--in", "1h"], "job_id"),
+    "tab-in-id": (["schedule", "a\tb", "ok", "--in", "1h"], "tab"),
+    "whitespace-handler": (["schedule", "x", " ", "--in", "1h"], "whitespace"),
     "bad-expiry-zone": (["schedule", "x", "ok", "--in", "1h", "--expiry", "2099-01-01"], "zone"),
     "bad-run-due-limit": (["run-due", "--limit", "many"], "many"),
     "zero-run-due-limit": (["run-due", "--limit", "0"], "0"),
