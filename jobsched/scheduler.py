@@ -153,15 +153,27 @@ class Scheduler:
             max_payload_bytes=self.max_payload_bytes,
         )
 
-    def remove_job(self, job_id: str) -> bool:
-        """Remove a job; True if there was one."""
-        return self.store.remove(rules.check_name(job_id, "job_id"))
+    def remove_job(self, job_id: str, *, conn: sa.Connection | None = None) -> bool:
+        """Remove a job; True if there was one.
 
-    def update_job(self, job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
+        With ``conn`` the job is removed inside the caller's transaction (gone if and only if
+        that transaction commits).
+        """
+        return self.store.remove(rules.check_name(job_id, "job_id"), conn=conn)
+
+    def update_job(
+        self,
+        job_id: str,
+        fn: Callable[[Job | None], tuple[Job | None, T]],
+        *,
+        conn: sa.Connection | None = None,
+    ) -> T:
         """Atomically replace a job with ``fn(job)[0]`` (None removes it); returns ``fn(job)[1]``.
 
         ``fn`` may be called more than once (after a conflicting write) and must not call the
-        scheduler itself.
+        scheduler itself. With ``conn`` it runs inside the caller's transaction, reading the job
+        with a lock (on SQLite, the database's write lock) that the transaction holds until it
+        ends; the change exists if and only if that transaction commits.
         """
         job_id = rules.check_name(job_id, "job_id")
 
@@ -177,17 +189,17 @@ class Scheduler:
                 new, now=self.now(), max_payload_bytes=self.max_payload_bytes
             ), value
 
-        return self.store.update(job_id, checked)
+        return self.store.update(job_id, checked, conn=conn)
 
     # -- reading jobs ---------------------------------------------------------------------------
 
-    def get_job(self, job_id: str) -> Job | None:
-        """The job with this id, or None."""
-        return self.store.get(rules.check_name(job_id, "job_id"))
+    def get_job(self, job_id: str, *, conn: sa.Connection | None = None) -> Job | None:
+        """The job with this id, or None; with ``conn``, as the caller's transaction sees it."""
+        return self.store.get(rules.check_name(job_id, "job_id"), conn=conn)
 
-    def job_exists(self, job_id: str) -> bool:
-        """True if a job with this id exists."""
-        return self.get_job(job_id) is not None
+    def job_exists(self, job_id: str, *, conn: sa.Connection | None = None) -> bool:
+        """True if a job with this id exists (with ``conn``, in the caller's transaction)."""
+        return self.get_job(job_id, conn=conn) is not None
 
     def list_jobs(
         self, *, due: bool = False, handler: str | None = None, limit: int | None = None

@@ -40,6 +40,10 @@ class Dialect:
         """A read of rows this transaction has just written (must see the newest commits)."""
         return query
 
+    def hold_for_update(self, conn: sa.Connection) -> None:
+        """In a caller's transaction, before a read-modify-write: take what makes the read and
+        the write one atomic step, beyond the locking read of ``lock_rows``."""
+
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
         """Insert rows; a row whose id exists is left as it is."""
         raise NotImplementedError
@@ -73,6 +77,13 @@ class SqliteDialect(Dialect):
         # read first cannot become a writer under WAL. IMMEDIATE waits for the write lock instead.
         if write:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def hold_for_update(self, conn: sa.Connection) -> None:
+        # SQLite has no row locks, and pysqlite begins a transaction only at the first write: a
+        # read before it could be outdated by the time of the write. A write that changes nothing
+        # takes the database's write lock now (or fails as busy if the caller's transaction
+        # read an older snapshot), so nobody writes between our read and our write.
+        conn.execute(jobs.update().where(sa.false()).values(version=jobs.c.version))
 
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
         return (
