@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from jobsched.errors import DatabaseError, JobExistsError, SchemaError
+from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError
 from jobsched.model import Job, Mode
 from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
@@ -25,6 +25,7 @@ from jobsched.store.dialect import (
     EXCLUDED,
     UNREACHABLE,
     dialect_for,
+    family,
 )
 
 log = logging.getLogger("jobsched")
@@ -156,6 +157,8 @@ class SqlStore(Store):
         With ``conn`` (a caller's connection) it runs inside the caller's transaction, once.
         ``reconnect`` also retries a database that cannot be reached (runner bookkeeping).
         """
+        if conn is not None:
+            self.check_connection(conn)
         self.ensure_ready()
         if conn is not None:
             try:
@@ -179,6 +182,25 @@ class SqlStore(Store):
                 log.debug("retrying a %s transaction after %s: %s", kind, type(e).__name__, e.orig)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def check_connection(self, conn: sa.Connection) -> None:
+        """Refuse a caller's connection to another database than this store's (``UsageError``):
+        jobs written there would be lost to this scheduler, and its errors would name the wrong
+        database. What identifies a database is compared (backend, host, port and database;
+        SQLite's file), so the caller's own Engine on the same database is welcome."""
+        other = conn.engine
+        if other is self.engine:
+            return
+        if family(other.dialect.name) == self.dialect.name and self.dialect.database_of(
+            other
+        ) == self.dialect.database_of(self.engine):
+            return
+        theirs = other.url.render_as_string(hide_password=True)
+        raise UsageError(
+            f"conn is a connection to {theirs}, not to this scheduler's database "
+            f"{self.describe()}; nothing was done. Pass a connection to the scheduler's "
+            "database, or use a scheduler on the connection's one (Scheduler(engine))"
+        )
 
     def _translate(self, e: sa.exc.DBAPIError) -> DatabaseError:
         kind = self.dialect.classify(e)
@@ -551,8 +573,6 @@ def _after(cursor: Cursor) -> sa.ColumnElement[bool]:
 def _as_connection(conn: object) -> sa.Connection | None:
     if conn is None or isinstance(conn, sa.Connection):
         return conn
-    from jobsched.errors import UsageError
-
     raise UsageError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
 
 
