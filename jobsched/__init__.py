@@ -27,6 +27,7 @@ from jobsched.errors import (
     JobExistsError,
     JobschedError,
     PermanentError,
+    RealDatabaseWarning,
     SchemaError,
 )
 from jobsched.handlers import handler
@@ -72,6 +73,7 @@ __all__ = [
     "Outcome",
     "PermanentError",
     "RealClock",
+    "RealDatabaseWarning",
     "RunReport",
     "Scheduler",
     "SchemaError",

@@ -81,5 +81,16 @@ class PermanentError(JobschedError):
     """Raised by a handler to fail its job at once, without a retry."""
 
 
+class RealDatabaseWarning(UserWarning):
+    """Under pytest, the module-level API made its default scheduler on a real database.
+
+    The default scheduler comes from ``$JOBSCHED_DATABASE_URL`` (else ``sqlite:///jobsched.db``):
+    a test that reaches it without the ``jobsched_sim`` fixture or a scheduler of its own
+    (``set_scheduler``/``use_scheduler``) writes real jobs. Silence it for a test that means to
+    with ``@pytest.mark.filterwarnings("ignore::jobsched.RealDatabaseWarning")``, or make it an
+    error with ``-W error::jobsched.RealDatabaseWarning``.
+    """
+
+
 class UsageError(JobschedError):
     """An argument is malformed (a CLI or API caller's mistake); nothing was done."""
