@@ -116,7 +116,7 @@ class Duration(click.ParamType[Any]):
 
 
 class When(click.ParamType[Any]):
-    """An ISO 8601 time with a zone, or a duration from now."""
+    """An ISO 8601 time with a zone, or a duration (from now; for --expiry, from the start)."""
 
     name = "WHEN"
 
