@@ -27,6 +27,7 @@ from jobsched.errors import (
     JobExistsError,
     JobschedError,
     PermanentError,
+    RealDatabaseWarning,
     SchemaError,
 )
 from jobsched.handlers import handler
@@ -72,6 +73,7 @@ __all__ = [
     "Outcome",
     "PermanentError",
     "RealClock",
+    "RealDatabaseWarning",
     "RunReport",
     "Scheduler",
     "SchemaError",
@@ -126,24 +128,29 @@ def add_job(job: Job, *, conn: sa.Connection | None = None) -> Job:
     return get_scheduler().add_job(job, conn=conn)
 
 
-def get_job(job_id: str) -> Job | None:
-    """The job with this id, or None."""
-    return get_scheduler().get_job(job_id)
+def get_job(job_id: str, *, conn: sa.Connection | None = None) -> Job | None:
+    """The job with this id, or None: see ``Scheduler.get_job``."""
+    return get_scheduler().get_job(job_id, conn=conn)
 
 
-def job_exists(job_id: str) -> bool:
-    """True if a job with this id exists."""
-    return get_scheduler().job_exists(job_id)
+def job_exists(job_id: str, *, conn: sa.Connection | None = None) -> bool:
+    """True if a job with this id exists: see ``Scheduler.job_exists``."""
+    return get_scheduler().job_exists(job_id, conn=conn)
 
 
-def remove_job(job_id: str) -> bool:
-    """Remove a job; True if there was one."""
-    return get_scheduler().remove_job(job_id)
+def remove_job(job_id: str, *, conn: sa.Connection | None = None) -> bool:
+    """Remove a job; True if there was one: see ``Scheduler.remove_job``."""
+    return get_scheduler().remove_job(job_id, conn=conn)
 
 
-def update_job(job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
+def update_job(
+    job_id: str,
+    fn: Callable[[Job | None], tuple[Job | None, T]],
+    *,
+    conn: sa.Connection | None = None,
+) -> T:
     """Atomic read-modify-write of one job: see ``Scheduler.update_job``."""
-    return get_scheduler().update_job(job_id, fn)
+    return get_scheduler().update_job(job_id, fn, conn=conn)
 
 
 def run_due_jobs(*, limit: int | None = None) -> RunReport:

@@ -116,7 +116,7 @@ class Duration(click.ParamType[Any]):
 
 
 class When(click.ParamType[Any]):
-    """An ISO 8601 time with a zone, or a duration from now."""
+    """An ISO 8601 time with a zone, or a duration (from now; for --expiry, from the start)."""
 
     name = "WHEN"
 
@@ -325,7 +325,9 @@ MODE_NAMES = {mode.value: mode for mode in Mode}
     help="What to do if the id exists.",
 )
 @click.option(
-    "--expiry", type=When(), help="Do not start after this time (ISO 8601, or a duration)."
+    "--expiry",
+    type=When(),
+    help="Do not start after this time (ISO 8601, or a duration after the start).",
 )
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts allowed (default 3).")
 @click.pass_obj

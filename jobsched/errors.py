@@ -18,11 +18,37 @@ class JobschedError(Exception):
 
 
 class InvalidJobError(JobschedError, ValueError):
-    """The job is invalid; nothing was written."""
+    """The job is invalid; nothing was written.
 
-    def __init__(self, field: str, problem: str) -> None:
+    ``field`` names the wrong argument. In a batch (``schedule_jobs``), ``item`` is the index
+    (from 0) of the wrong job and ``item_id`` its id (None when it has no string id); the message
+    starts with them: ``item 3 (id 'x'): invalid start: ...``.
+    """
+
+    def __init__(
+        self, field: str, problem: str, *, item: int | None = None, item_id: str | None = None
+    ) -> None:
         self.field = field
-        super().__init__(f"invalid {field}: {problem}")
+        self.problem = problem
+        self.item = item
+        self.item_id = item_id
+        where = ""
+        if item is not None:
+            where = f"item {item}" + ("" if item_id is None else f" (id {_short(item_id)})") + ": "
+        super().__init__(f"{where}invalid {field}: {problem}")
+
+    def in_item(self, item: int, item_id: object) -> InvalidJobError:
+        """This error, placed at ``item`` (index from 0) of a batch whose job has ``item_id``."""
+        return InvalidJobError(
+            self.field,
+            self.problem,
+            item=item,
+            item_id=item_id if isinstance(item_id, str) else None,
+        )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 class JobExistsError(JobschedError):
@@ -53,6 +79,17 @@ class DatabaseError(JobschedError):
 
 class PermanentError(JobschedError):
     """Raised by a handler to fail its job at once, without a retry."""
+
+
+class RealDatabaseWarning(UserWarning):
+    """Under pytest, the module-level API made its default scheduler on a real database.
+
+    The default scheduler comes from ``$JOBSCHED_DATABASE_URL`` (else ``sqlite:///jobsched.db``):
+    a test that reaches it without the ``jobsched_sim`` fixture or a scheduler of its own
+    (``set_scheduler``/``use_scheduler``) writes real jobs. Silence it for a test that means to
+    with ``@pytest.mark.filterwarnings("ignore::jobsched.RealDatabaseWarning")``, or make it an
+    error with ``-W error::jobsched.RealDatabaseWarning``.
+    """
 
 
 class UsageError(JobschedError):

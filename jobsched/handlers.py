@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from jobsched.errors import InvalidJobError
 from jobsched.model import RETRY_DELAY, Job
+from jobsched.rules import check_handler_name
 
 log = logging.getLogger("jobsched")
 
@@ -48,8 +49,7 @@ class Registry:
         *,
         retry_delay: timedelta | float | None = None,
     ) -> Handler:
-        if not isinstance(name, str) or not name:
-            raise InvalidJobError("handler", "a handler name must be a non-empty string")
+        check_handler_name(name)
         if not callable(fn):
             raise InvalidJobError("handler", f"{name!r}: expected a function, got {fn!r}")
         entry = Handler(

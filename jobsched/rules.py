@@ -6,6 +6,7 @@ Nothing here reads a clock or touches a database: every time comes in as an argu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,15 +30,16 @@ class NewJob:
     payload: str
 
 
-def resolve_time(value: object, now: datetime, field: str) -> datetime:
-    """An aware datetime as is (in UTC), or a timedelta counted from ``now``."""
+def resolve_time(value: object, now: datetime, field: str, *, base: str = "now") -> datetime:
+    """An aware datetime as is (in UTC), or a timedelta counted from ``now`` (which ``base``
+    names in messages: an expiry's timedelta counts from the start)."""
     from datetime import UTC
 
     if isinstance(value, timedelta):
         try:
             return now + value
         except OverflowError:
-            raise InvalidJobError(field, f"now + {value} is past the year 9999") from None
+            raise InvalidJobError(field, f"{base} + {value} is past the year 9999") from None
     if not isinstance(value, datetime):
         raise InvalidJobError(
             field, f"expected a datetime or timedelta, got {type(value).__name__}"
@@ -52,20 +54,57 @@ def resolve_time(value: object, now: datetime, field: str) -> datetime:
         raise InvalidJobError(field, f"{value.isoformat()} in UTC is out of range") from None
 
 
+def resolve_expiry(value: object, start: datetime) -> datetime | None:
+    """None, an aware datetime (in UTC), or a timedelta counted from the job's ``start``."""
+    if value is None:
+        return None
+    return resolve_time(value, start, "expiry", base="the start")
+
+
+#: Control characters (Unicode category Cc: C0, DEL and C1), refused in ids and handler names.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {
+    "\x00": "a NUL character",
+    "\t": "a tab",
+    "\n": "a newline",
+    "\r": "a carriage return",
+    "\x1b": "an escape character",
+    "\x7f": "a DEL character",
+    "\x85": "a next-line character",
+}
+
+
 def check_name(value: object, field: str) -> str:
+    """A job id or handler name: a non-empty string of at most ``MAX_ID_LENGTH`` characters,
+    valid unicode, without control characters (they break logs, listings and lookups)."""
     if not isinstance(value, str):
         raise InvalidJobError(field, f"expected a string, got {type(value).__name__}")
     if not value:
         raise InvalidJobError(field, "must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidJobError(field, f"{len(value)} characters; at most {MAX_ID_LENGTH} allowed")
-    if "\x00" in value:
-        raise InvalidJobError(field, "must not contain a NUL character")
+    control = _CONTROL.search(value)
+    if control is not None:
+        char = control.group()
+        name = _CONTROL_NAMES.get(char, "a control character")
+        raise InvalidJobError(
+            field,
+            f"contains {name} ({char!r}, U+{ord(char):04X}) at index {control.start()}; "
+            "ids and handler names must not contain control characters",
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
         raise InvalidJobError(field, "is not valid unicode (lone surrogate)") from e
     return value
+
+
+def check_handler_name(value: object) -> str:
+    """A handler name: as ``check_name``, and not only whitespace."""
+    name = check_name(value, "handler")
+    if not name.strip():
+        raise InvalidJobError("handler", f"{name!r} is only whitespace; give a handler's name")
+    return name
 
 
 def serialise_payload(data: JSONValue, max_bytes: int) -> str:
@@ -114,13 +153,17 @@ def new_job(
     max_attempts: object = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> NewJob:
-    """Validate ``schedule_job``'s arguments into a fresh job created at ``now``."""
+    """Validate ``schedule_job``'s arguments into a fresh job created at ``now``.
+
+    A timedelta ``start`` counts from ``now``; a timedelta ``expiry`` from the start.
+    """
+    start_at = resolve_time(start, now, "start")
     job = Job(
         job_id=check_name(job_id, "job_id"),
-        handler=check_name(handler, "handler"),
+        handler=check_handler_name(handler),
         data=data,
-        start=resolve_time(start, now, "start"),
-        expiry=None if expiry is None else resolve_time(expiry, now, "expiry"),
+        start=start_at,
+        expiry=resolve_expiry(expiry, start_at),
         attempts=0,
         max_attempts=check_max_attempts(max_attempts),
         created_at=now,
@@ -134,7 +177,7 @@ def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
     if not isinstance(job, Job):
         raise InvalidJobError("job", f"expected a jobsched.Job, got {type(job).__name__}")
     start = resolve_time(job.start, now, "start")
-    expiry = None if job.expiry is None else resolve_time(job.expiry, now, "expiry")
+    expiry = resolve_expiry(job.expiry, start)
     if expiry is not None and expiry < start:
         raise InvalidJobError(
             "expiry", f"{expiry.isoformat()} is before the start {start.isoformat()}"
@@ -145,7 +188,7 @@ def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
         raise InvalidJobError("last_error", f"expected a string or None, got {last_error!r}")
     clean = Job(
         job_id=check_name(job.job_id, "job_id"),
-        handler=check_name(job.handler, "handler"),
+        handler=check_handler_name(job.handler),
         data=job.data,
         start=start,
         expiry=expiry,
@@ -165,12 +208,13 @@ def _with_data(job: Job, data: JSONValue) -> Job:
     return replace(job, data=data)
 
 
-def first_repeated(ids: Iterable[str]) -> str | None:
-    seen: set[str] = set()
-    for job_id in ids:
+def first_repeated(ids: Iterable[str]) -> tuple[int, int, str] | None:
+    """The first id that repeats: (index of its first occurrence, index of the repeat, id)."""
+    seen: dict[str, int] = {}
+    for index, job_id in enumerate(ids):
         if job_id in seen:
-            return job_id
-        seen.add(job_id)
+            return seen[job_id], index, job_id
+        seen[job_id] = index
     return None
 
 

@@ -114,12 +114,20 @@ class Scheduler:
         """
         mode = _check_mode(mode)
         now = self.now()
-        news = [self._validate(JobSpec.of(item), now) for item in jobs]
+        news: list[rules.NewJob] = []
+        for index, item in enumerate(jobs):
+            try:
+                news.append(self._validate(JobSpec.of(item), now))
+            except InvalidJobError as e:
+                raise e.in_item(index, _item_id(item)) from None
         repeated = rules.first_repeated(n.job.job_id for n in news)
         if repeated is not None:
+            first, index, job_id = repeated
             if mode is Mode.NEW:
-                raise JobExistsError(repeated)
-            raise InvalidJobError("job_id", f"{repeated!r} appears more than once in the batch")
+                raise JobExistsError(job_id)
+            raise InvalidJobError(
+                "job_id", f"appears more than once in the batch (first as item {first})"
+            ).in_item(index, job_id)
         if not news:
             return 0
         return sum(written for _, written in self.store.schedule(news, mode, conn=conn))
@@ -145,15 +153,27 @@ class Scheduler:
             max_payload_bytes=self.max_payload_bytes,
         )
 
-    def remove_job(self, job_id: str) -> bool:
-        """Remove a job; True if there was one."""
-        return self.store.remove(rules.check_name(job_id, "job_id"))
+    def remove_job(self, job_id: str, *, conn: sa.Connection | None = None) -> bool:
+        """Remove a job; True if there was one.
 
-    def update_job(self, job_id: str, fn: Callable[[Job | None], tuple[Job | None, T]]) -> T:
+        With ``conn`` the job is removed inside the caller's transaction (gone if and only if
+        that transaction commits).
+        """
+        return self.store.remove(rules.check_name(job_id, "job_id"), conn=conn)
+
+    def update_job(
+        self,
+        job_id: str,
+        fn: Callable[[Job | None], tuple[Job | None, T]],
+        *,
+        conn: sa.Connection | None = None,
+    ) -> T:
         """Atomically replace a job with ``fn(job)[0]`` (None removes it); returns ``fn(job)[1]``.
 
         ``fn`` may be called more than once (after a conflicting write) and must not call the
-        scheduler itself.
+        scheduler itself. With ``conn`` it runs inside the caller's transaction, reading the job
+        with a lock (on SQLite, the database's write lock) that the transaction holds until it
+        ends; the change exists if and only if that transaction commits.
         """
         job_id = rules.check_name(job_id, "job_id")
 
@@ -169,17 +189,17 @@ class Scheduler:
                 new, now=self.now(), max_payload_bytes=self.max_payload_bytes
             ), value
 
-        return self.store.update(job_id, checked)
+        return self.store.update(job_id, checked, conn=conn)
 
     # -- reading jobs ---------------------------------------------------------------------------
 
-    def get_job(self, job_id: str) -> Job | None:
-        """The job with this id, or None."""
-        return self.store.get(rules.check_name(job_id, "job_id"))
+    def get_job(self, job_id: str, *, conn: sa.Connection | None = None) -> Job | None:
+        """The job with this id, or None; with ``conn``, as the caller's transaction sees it."""
+        return self.store.get(rules.check_name(job_id, "job_id"), conn=conn)
 
-    def job_exists(self, job_id: str) -> bool:
-        """True if a job with this id exists."""
-        return self.get_job(job_id) is not None
+    def job_exists(self, job_id: str, *, conn: sa.Connection | None = None) -> bool:
+        """True if a job with this id exists (with ``conn``, in the caller's transaction)."""
+        return self.get_job(job_id, conn=conn) is not None
 
     def list_jobs(
         self, *, due: bool = False, handler: str | None = None, limit: int | None = None
@@ -227,7 +247,16 @@ class Scheduler:
 def _handler_names(handlers: Iterable[str]) -> tuple[str, ...]:
     if isinstance(handlers, str):
         raise UsageError(f"handlers must be a list of names, got the string {handlers!r}")
-    return tuple(dict.fromkeys(rules.check_name(name, "handler") for name in handlers))
+    return tuple(dict.fromkeys(rules.check_handler_name(name) for name in handlers))
+
+
+def _item_id(item: object) -> object:
+    """The id of a ``schedule_jobs`` item, whatever shape it has (None if it has none)."""
+    if isinstance(item, JobSpec):
+        return item.job_id
+    if isinstance(item, Mapping):
+        return item.get("job_id")
+    return None
 
 
 def _check_mode(mode: object) -> Mode:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from jobsched.errors import DatabaseError
+from jobsched.errors import DatabaseError, UsageError
 from jobsched.model import Job, Mode
 from jobsched.rules import NewJob
 
@@ -94,16 +94,28 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get(self, job_id: str) -> Job | None: ...
+    def get(self, job_id: str, *, conn: object = None) -> Job | None:
+        """The job, or None; with ``conn``, as the caller's transaction sees it."""
 
     @abc.abstractmethod
-    def remove(self, job_id: str) -> bool: ...
+    def remove(self, job_id: str, *, conn: object = None) -> bool:
+        """Delete the job (inside the caller's transaction with ``conn``); True if there was one."""
 
-    def update(self, job_id: str, fn: Callable[[Job | None], tuple[NewJob | None, T]]) -> T:
+    def update(
+        self,
+        job_id: str,
+        fn: Callable[[Job | None], tuple[NewJob | None, T]],
+        *,
+        conn: object = None,
+    ) -> T:
         """Atomic read-modify-write of one job; ``fn`` may run again after a conflict.
 
         ``fn`` runs outside any transaction or lock; the write is fenced on the version it saw.
+        With ``conn`` (SQL stores) it runs inside the caller's transaction instead, reading the
+        job with a lock, so that no other writer comes between the read and the write.
         """
+        if conn is not None:
+            raise UsageError(f"conn= is not supported by {self.describe()}")
         for _ in range(UPDATE_ATTEMPTS):
             seen = self.read_versioned(job_id)
             new, value = fn(None if seen is None else seen[0])

@@ -6,10 +6,12 @@ A later backend (PostgreSQL) adds one class here; the store's SQL stays the same
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -29,6 +31,11 @@ OTHER = "other"
 class Dialect:
     name = "generic"
 
+    def database_of(self, engine: sa.Engine) -> Hashable:
+        """What identifies the database ``engine`` connects to: equal for two engines on one
+        database (whatever their users, drivers or options), different otherwise."""
+        return engine.url.set(username=None, password=None).render_as_string()
+
     def begin(self, conn: sa.Connection, *, write: bool) -> None:
         """Start a transaction; ``write`` ones must be able to write without an upgrade."""
 
@@ -39,6 +46,10 @@ class Dialect:
     def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """A read of rows this transaction has just written (must see the newest commits)."""
         return query
+
+    def hold_for_update(self, conn: sa.Connection) -> None:
+        """In a caller's transaction, before a read-modify-write: take what makes the read and
+        the write one atomic step, beyond the locking read of ``lock_rows``."""
 
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
         """Insert rows; a row whose id exists is left as it is."""
@@ -68,11 +79,24 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     batch_rows = 200  # SQLite limits bound parameters per statement
 
+    def database_of(self, engine: sa.Engine) -> Hashable:
+        # The file, as SQLite would open it now (relative to the current directory), with
+        # symbolic links resolved. An in-memory database belongs to its engine's pool.
+        path = sqlite_file(engine.url)
+        return ("memory", id(engine.pool)) if path is None else os.path.realpath(path)
+
     def begin(self, conn: sa.Connection, *, write: bool) -> None:
         # pysqlite would BEGIN lazily (DEFERRED) before the first DML; a deferred transaction that
         # read first cannot become a writer under WAL. IMMEDIATE waits for the write lock instead.
         if write:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def hold_for_update(self, conn: sa.Connection) -> None:
+        # SQLite has no row locks, and pysqlite begins a transaction only at the first write: a
+        # read before it could be outdated by the time of the write. A write that changes nothing
+        # takes the database's write lock now (or fails as busy if the caller's transaction
+        # read an older snapshot), so nobody writes between our read and our write.
+        conn.execute(jobs.update().where(sa.false()).values(version=jobs.c.version))
 
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
         return (
@@ -105,10 +129,18 @@ NAMED_LOCK_TIMEOUT = 20
 _MYSQL_BUSY = {1205, 1213}
 _MYSQL_DISCONNECTED = {1053, 1927, 2006, 2013, 2014, 2055, 4031}
 _MYSQL_UNREACHABLE = {1044, 1045, 1049, 2002, 2003, 2005}
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 class MysqlDialect(Dialect):
     name = "mysql"
+
+    def database_of(self, engine: sa.Engine) -> Hashable:
+        url = engine.url
+        host = (url.host or "localhost").lower()
+        if host in _LOOPBACK or "unix_socket" in url.query:
+            host = "localhost"
+        return (host, url.port or 3306, url.database or "")
 
     def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # The planner may pick a full scan plus sort, locking every due row; force the index.
@@ -189,6 +221,24 @@ def supports_skip_locked(version: str) -> bool:
     if "mariadb" in version.lower():
         return (major, minor) >= (10, 6)
     return (major, minor, patch) >= (8, 0, 1)
+
+
+def family(name: str) -> str:
+    """The dialect family of a SQLAlchemy dialect name (MariaDB is MySQL here)."""
+    return "mysql" if name in ("mysql", "mariadb") else name
+
+
+def sqlite_file(url: sa.URL) -> str | None:
+    """The file a SQLite URL opens (None for an in-memory database), ``file:`` URIs included."""
+    database = url.database or ""
+    if database.startswith("file:") or url.query.get("uri") in ("true", "1"):
+        path, _, options = database.removeprefix("file:").partition("?")
+        if "mode=memory" in options or url.query.get("mode") == "memory":
+            return None
+        if path.startswith("//"):  # file://HOST/path: only an empty host or localhost
+            path = "/" + path[2:].partition("/")[2]
+        database = unquote(path)
+    return None if database in ("", ":memory:") else database
 
 
 def dialect_for(name: str) -> Dialect:

@@ -165,14 +165,26 @@ class MemoryStore(Store):
         row.started_at = None
         self._index(row)
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, *, conn: object = None) -> Job | None:
+        _refuse_conn(conn)
         with self._lock:
             row = self._rows.get(job_id)
             return None if row is None else _job(row)
 
-    def remove(self, job_id: str) -> bool:
+    def remove(self, job_id: str, *, conn: object = None) -> bool:
+        _refuse_conn(conn)
         with self._lock:
             return self._rows.pop(job_id, None) is not None
+
+    def update(
+        self,
+        job_id: str,
+        fn: Callable[[Job | None], tuple[NewJob | None, T]],
+        *,
+        conn: object = None,
+    ) -> T:
+        _refuse_conn(conn)
+        return super().update(job_id, fn)
 
     def read_versioned(self, job_id: str) -> tuple[Job, int] | None:
         with self._lock:

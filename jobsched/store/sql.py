@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from jobsched.errors import DatabaseError, JobExistsError, SchemaError
+from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError
 from jobsched.model import Job, Mode
 from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
@@ -25,6 +25,7 @@ from jobsched.store.dialect import (
     EXCLUDED,
     UNREACHABLE,
     dialect_for,
+    family,
 )
 
 log = logging.getLogger("jobsched")
@@ -156,6 +157,8 @@ class SqlStore(Store):
         With ``conn`` (a caller's connection) it runs inside the caller's transaction, once.
         ``reconnect`` also retries a database that cannot be reached (runner bookkeeping).
         """
+        if conn is not None:
+            self.check_connection(conn)
         self.ensure_ready()
         if conn is not None:
             try:
@@ -179,6 +182,25 @@ class SqlStore(Store):
                 log.debug("retrying a %s transaction after %s: %s", kind, type(e).__name__, e.orig)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def check_connection(self, conn: sa.Connection) -> None:
+        """Refuse a caller's connection to another database than this store's (``UsageError``):
+        jobs written there would be lost to this scheduler, and its errors would name the wrong
+        database. What identifies a database is compared (backend, host, port and database;
+        SQLite's file), so the caller's own Engine on the same database is welcome."""
+        other = conn.engine
+        if other is self.engine:
+            return
+        if family(other.dialect.name) == self.dialect.name and self.dialect.database_of(
+            other
+        ) == self.dialect.database_of(self.engine):
+            return
+        theirs = other.url.render_as_string(hide_password=True)
+        raise UsageError(
+            f"conn is a connection to {theirs}, not to this scheduler's database "
+            f"{self.describe()}; nothing was done. Pass a connection to the scheduler's "
+            "database, or use a scheduler on the connection's one (Scheduler(engine))"
+        )
 
     def _translate(self, e: sa.exc.DBAPIError) -> DatabaseError:
         kind = self.dialect.classify(e)
@@ -286,44 +308,103 @@ class SqlStore(Store):
         conn.execute(self.dialect.upsert(rows, replace))
         return [(nj.job, True) for nj in batch]
 
-    def get(self, job_id: str) -> Job | None:
-        row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+    def get(self, job_id: str, *, conn: object = None) -> Job | None:
+        caller = _as_connection(conn)
+        row = self.transaction(lambda conn: self._row(conn, job_id), write=False, conn=caller)
         return None if row is None else _job(row)
 
     def _row(self, conn: sa.Connection, job_id: str) -> sa.Row[Any] | None:
         return conn.execute(sa.select(jobs).where(c.job_id == job_id)).first()
 
-    def remove(self, job_id: str) -> bool:
+    def remove(self, job_id: str, *, conn: object = None) -> bool:
+        caller = _as_connection(conn)
+
         def work(conn: sa.Connection) -> bool:
             return conn.execute(jobs.delete().where(c.job_id == job_id)).rowcount > 0
 
-        return self.transaction(work, write=True)
+        return self.transaction(work, write=True, conn=caller)
+
+    def update(
+        self,
+        job_id: str,
+        fn: Callable[[Job | None], tuple[NewJob | None, T]],
+        *,
+        conn: object = None,
+    ) -> T:
+        caller = _as_connection(conn)
+        if caller is None:
+            return super().update(job_id, fn)
+
+        # Inside the caller's transaction, once: no retry of the transaction (it is theirs). The
+        # job is read with a lock (MySQL: a locking read, which sees the newest commit even in a
+        # REPEATABLE READ snapshot; SQLite: the write lock, taken first), so the write cannot be
+        # outdated. A missing job is first looked for with a plain read: a locking read of a
+        # missing row would lock the gap under REPEATABLE READ, holding up others' inserts until
+        # the caller commits. A job created by another writer between that read and our insert
+        # is then read (locked) and ``fn`` called again with it.
+        plain = sa.select(jobs).where(c.job_id == job_id)
+        locked = self.dialect.lock_rows(plain)
+
+        def work(connection: sa.Connection) -> T:
+            self.dialect.hold_for_update(connection)
+            row = connection.execute(plain).first()
+            if row is not None:
+                row = connection.execute(locked).first()
+            for _ in range(2):
+                new, value = fn(None if row is None else _job(row))
+                if row is None:
+                    if new is None:
+                        return value
+                    written = _row(new, new_version())
+                    # As schedule does: a named lock around the insert, and an insert that
+                    # locks an existing row exclusively (a plain INSERT's duplicate-key error
+                    # leaves a shared lock, and two such upgrading at once deadlock).
+                    with self.dialect.id_locks(connection, [job_id]):
+                        connection.execute(self.dialect.insert_keep([written]))
+                    row = connection.execute(locked).one()
+                    if row.version == written["version"]:
+                        return value
+                elif self._write_versioned(connection, job_id, row.version, new):
+                    return value
+                else:
+                    row = connection.execute(locked).first()
+            raise DatabaseError(
+                f"update_job({job_id!r}) inside the caller's transaction: the job kept changing "
+                "under it; roll back and try again",
+                retryable=True,
+            )
+
+        return self.transaction(work, write=True, conn=caller)
 
     def read_versioned(self, job_id: str) -> tuple[Job, int] | None:
         row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
         return None if row is None else (_job(row), row.version)
 
     def write_versioned(self, job_id: str, version: int | None, new: NewJob | None) -> bool:
-        def work(conn: sa.Connection) -> bool:
-            if version is None:
-                assert new is not None
-                try:
-                    conn.execute(jobs.insert().values(_row(new, new_version())))
-                except sa.exc.IntegrityError as e:
-                    if self.dialect.classify(e) == DUPLICATE:
-                        return False
-                    raise
-                return True
-            fence = (c.job_id == job_id) & (c.version == version)
-            if new is None:
-                return conn.execute(jobs.delete().where(fence)).rowcount > 0
-            values = _row(new, 0)
-            for name in ("job_id", "version", "claim_token", "claimed_by", "claimed_until"):
-                del values[name]
-            values.update(version=c.version + 1, started_at=None)
-            return conn.execute(jobs.update().where(fence).values(values)).rowcount > 0
+        return self.transaction(
+            lambda conn: self._write_versioned(conn, job_id, version, new), write=True
+        )
 
-        return self.transaction(work, write=True)
+    def _write_versioned(
+        self, conn: sa.Connection, job_id: str, version: int | None, new: NewJob | None
+    ) -> bool:
+        if version is None:
+            assert new is not None
+            try:
+                conn.execute(jobs.insert().values(_row(new, new_version())))
+            except sa.exc.IntegrityError as e:
+                if self.dialect.classify(e) == DUPLICATE:
+                    return False
+                raise
+            return True
+        fence = (c.job_id == job_id) & (c.version == version)
+        if new is None:
+            return conn.execute(jobs.delete().where(fence)).rowcount > 0
+        values = _row(new, 0)
+        for name in ("job_id", "version", "claim_token", "claimed_by", "claimed_until"):
+            del values[name]
+        values.update(version=c.version + 1, started_at=None)
+        return conn.execute(jobs.update().where(fence).values(values)).rowcount > 0
 
     # -- running --------------------------------------------------------------------------------
 
@@ -495,8 +576,6 @@ def _after(cursor: Cursor) -> sa.ColumnElement[bool]:
 def _as_connection(conn: object) -> sa.Connection | None:
     if conn is None or isinstance(conn, sa.Connection):
         return conn
-    from jobsched.errors import UsageError
-
     raise UsageError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
 
 

@@ -176,6 +176,11 @@ def test_schedule_with_data_expiry_and_max_attempts(db_url: str) -> None:
     assert job["max_attempts"] == 5
 
 
+def test_an_expiry_duration_counts_from_the_start(db: str) -> None:
+    ok(run("schedule", "s7", "ok", "--at", "2099-11-24T09:00:00+01:00", "--expiry", "30m", url=db))
+    assert show(db, "s7")["expiry"] == "2099-11-24T08:30:00+00:00"
+
+
 def test_schedule_mode_new_refuses_an_existing_id(db: str) -> None:
     ok(run("schedule", "s5", "ok", "--at", FUTURE, url=db))
     fails(run("schedule", "s5", "ok", "--at", PAST, url=db), 2, "s5")
@@ -532,8 +537,13 @@ BAD_ARGUMENTS = {
     "bad-duration": (["schedule", "x", "ok", "--in", "5x"], "5x"),
     "no-start": (["schedule", "x", "ok"], "--at"),
     "two-starts": (["schedule", "x", "ok", "--in", "1h", "--at", FUTURE], "--at"),
-    "expiry-before-start": (["schedule", "x", "ok", "--in", "2h", "--expiry", "1h"], "expiry"),
+    "expiry-before-start": (
+        ["schedule", "x", "ok", "--at", "2099-01-01T10:00:00Z", "--expiry", FUTURE],
+        "expiry",
+    ),
     "empty-id": (["schedule", "", "ok", "--in", "1h"], "job_id"),
+    "tab-in-id": (["schedule", "a\tb", "ok", "--in", "1h"], "tab"),
+    "whitespace-handler": (["schedule", "x", " ", "--in", "1h"], "whitespace"),
     "bad-expiry-zone": (["schedule", "x", "ok", "--in", "1h", "--expiry", "2099-01-01"], "zone"),
     "bad-run-due-limit": (["run-due", "--limit", "many"], "many"),
     "zero-run-due-limit": (["run-due", "--limit", "0"], "0"),

@@ -166,3 +166,12 @@ def test_a_scheduler_without_a_registry_uses_the_global_one(tmp_path: Path) -> N
     scheduler = Scheduler(f"sqlite:///{tmp_path / 'never-opened.db'}")
     assert scheduler.registry is global_registry
     scheduler.close()
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "tab\there", "   ", "\x7f"])
+def test_a_handler_name_with_control_characters_or_only_whitespace_is_refused(
+    registry: Registry, bad: str
+) -> None:
+    with pytest.raises(InvalidJobError) as info:
+        registry.register(bad, first)
+    assert info.value.field == "handler"

@@ -29,7 +29,8 @@ def test_ids_that_differ_in_case_or_trailing_space_are_three_jobs(scheduler: Sch
         "A",
         "a ",
         " a",
-        "a\t",
+        "a  ",
+        "a\u00a0",  # a no-break space
         "á",
         unicodedata.normalize("NFD", "á"),
         "ａ",  # noqa: RUF001 (fullwidth a: a different id on purpose)

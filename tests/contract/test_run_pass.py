@@ -270,7 +270,8 @@ def test_a_long_error_is_cut_byte_safely(scheduler: Scheduler) -> None:
 def test_an_expired_job_is_removed_without_running(scheduler: Scheduler, clock: FakeClock) -> None:
     handler = Calls()
     scheduler.registry.register("h", handler)
-    scheduler.schedule_job("a", timedelta(hours=-2), "h", expiry=timedelta(microseconds=-1))
+    expiry = timedelta(hours=2, microseconds=-1)  # counts from the start: 1 µs before now
+    scheduler.schedule_job("a", timedelta(hours=-2), "h", expiry=expiry)
     report = scheduler.run_due_jobs()
     assert (report.expired, report.ran) == (1, 0)
     assert handler.ids == []
@@ -279,7 +280,7 @@ def test_an_expired_job_is_removed_without_running(scheduler: Scheduler, clock: 
 
 def test_a_job_runs_at_the_instant_of_its_expiry(scheduler: Scheduler, clock: FakeClock) -> None:
     scheduler.registry.register("h", Calls())
-    scheduler.schedule_job("a", timedelta(hours=-1), "h", expiry=timedelta(0))
+    scheduler.schedule_job("a", timedelta(hours=-1), "h", expiry=timedelta(hours=1))
     assert scheduler.run_due_jobs().succeeded == 1
 
 
@@ -423,7 +424,7 @@ def test_limit_takes_the_oldest_jobs(scheduler: Scheduler) -> None:
 def test_limit_counts_expired_and_deferred_jobs_too(scheduler: Scheduler) -> None:
     handler = Calls()
     scheduler.registry.register("h", handler)
-    scheduler.schedule_job("1-expired", timedelta(minutes=-5), "h", expiry=timedelta(minutes=-1))
+    scheduler.schedule_job("1-expired", timedelta(minutes=-5), "h", expiry=timedelta(minutes=4))
     scheduler.schedule_job("2-deferred", timedelta(minutes=-4), "missing")
     scheduler.schedule_job("3-run", timedelta(minutes=-3), "h")
     scheduler.schedule_job("4-left", timedelta(minutes=-2), "h")
@@ -463,7 +464,7 @@ def test_the_report_counts_every_outcome_and_lists_each_job(
     scheduler.schedule_job("2", timedelta(minutes=-5), "keep")
     scheduler.schedule_job("3", timedelta(minutes=-4), "flaky")
     scheduler.schedule_job("4", timedelta(minutes=-3), "fatal")
-    scheduler.schedule_job("5", timedelta(minutes=-2), "ok", expiry=timedelta(minutes=-1))
+    scheduler.schedule_job("5", timedelta(minutes=-2), "ok", expiry=timedelta(minutes=1))
     scheduler.schedule_job("6", timedelta(minutes=-1), "missing")
     report = scheduler.run_due_jobs()
     counts = {o.value: getattr(report, o.value) for o in Outcome}

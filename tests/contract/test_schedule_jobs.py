@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobsched import DEFAULT_MAX_ATTEMPTS, FakeClock, Job, JobExistsError, JobSpec, Mode, Scheduler
+from jobsched import (
+    DEFAULT_MAX_ATTEMPTS,
+    FakeClock,
+    InvalidJobError,
+    Job,
+    JobExistsError,
+    JobSpec,
+    Mode,
+    Scheduler,
+)
 
 
 def specs(n: int, prefix: str = "j", data: object = None) -> list[JobSpec]:
@@ -46,7 +55,7 @@ def test_dicts_and_job_specs_can_be_mixed(scheduler: Scheduler, clock: FakeClock
     assert count == 3
     d, s, minimal = (scheduler.get_job(i) for i in ("d", "s", "minimal"))
     assert d is not None and (d.start, d.data, d.max_attempts) == (start, {"k": "😀"}, 5)
-    assert s is not None and s.expiry == clock.now() + timedelta(hours=2)
+    assert s is not None and s.expiry == clock.now() + timedelta(hours=1 + 2)
     assert minimal is not None and minimal.data is None
 
 
@@ -77,6 +86,20 @@ def test_new_with_an_id_repeated_in_the_batch_names_it_and_writes_nothing(
     with pytest.raises(JobExistsError) as info:
         scheduler.schedule_jobs(batch)
     assert info.value.job_id == "j00001"
+    assert ids(scheduler) == []
+
+
+@pytest.mark.parametrize("mode", [Mode.IGNORE_IF_EXISTS, Mode.RESCHEDULE])
+def test_an_id_repeated_in_the_batch_is_refused_naming_both_items(
+    scheduler: Scheduler, mode: Mode
+) -> None:
+    batch = [*specs(3), JobSpec("j00001", timedelta(0), "h")]
+    with pytest.raises(InvalidJobError) as info:
+        scheduler.schedule_jobs(batch, mode=mode)
+    assert str(info.value) == (
+        "item 3 (id 'j00001'): invalid job_id: appears more than once in the batch "
+        "(first as item 1)"
+    )
     assert ids(scheduler) == []
 
 

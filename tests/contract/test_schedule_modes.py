@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 import jobsched
-from jobsched import FakeClock, InvalidJobError, Job, JobExistsError, Mode, Scheduler
+from jobsched import FakeClock, InvalidJobError, Job, JobExistsError, JobSpec, Mode, Scheduler
+
+HOUR = timedelta(hours=1)
 
 
 def fail(job: Job) -> None:
@@ -45,14 +47,52 @@ def test_default_max_attempts_is_three() -> None:
     assert jobsched.DEFAULT_MAX_ATTEMPTS == 3
 
 
-def test_timedelta_times_count_from_the_scheduler_clock(
+def test_a_timedelta_start_counts_from_the_scheduler_clock(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     clock.advance(timedelta(days=3, microseconds=7))
-    job = scheduler.schedule_job("a", timedelta(hours=2), "h", expiry=timedelta(hours=5))
+    job = scheduler.schedule_job("a", timedelta(hours=2), "h")
     assert job.start == clock.now() + timedelta(hours=2)
-    assert job.expiry == clock.now() + timedelta(hours=5)
     assert job.created_at == clock.now()
+
+
+def test_a_timedelta_expiry_counts_from_the_start(scheduler: Scheduler, clock: FakeClock) -> None:
+    clock.advance(timedelta(days=3, microseconds=7))
+    job = scheduler.schedule_job("a", timedelta(hours=2), "h", expiry=timedelta(hours=5))
+    assert job.expiry == job.start + timedelta(hours=5) == clock.now() + timedelta(hours=7)
+    assert scheduler.get_job("a") == job
+
+
+def test_a_timedelta_expiry_after_a_fixed_start_counts_from_that_start(
+    scheduler: Scheduler,
+) -> None:
+    at_nine = datetime(2026, 11, 24, 9, 0, tzinfo=timezone(timedelta(hours=1)))
+    job = scheduler.schedule_job("a", at_nine, "h", expiry=timedelta(minutes=30))
+    assert job.expiry == datetime(2026, 11, 24, 9, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def test_a_timedelta_expiry_counts_from_each_start_in_a_batch(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    at_nine = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    scheduler.schedule_jobs(
+        [
+            JobSpec("fixed", at_nine, "h", expiry=timedelta(minutes=30)),
+            {"job_id": "later", "start": timedelta(hours=1), "handler": "h", "expiry": HOUR},
+        ]
+    )
+    fixed, later = scheduler.get_job("fixed"), scheduler.get_job("later")
+    assert fixed is not None and fixed.expiry == at_nine + timedelta(minutes=30)
+    assert later is not None and later.expiry == clock.now() + timedelta(hours=2)
+
+
+def test_a_rescheduled_timedelta_expiry_counts_from_the_new_start(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.schedule_job("a", timedelta(0), "h", expiry=HOUR)
+    job = scheduler.schedule_job("a", timedelta(days=1), "h", expiry=HOUR, mode=Mode.RESCHEDULE)
+    assert job.expiry == clock.now() + timedelta(days=1) + HOUR
+    assert scheduler.get_job("a") == job
 
 
 def test_negative_timedelta_start_is_in_the_past(scheduler: Scheduler, clock: FakeClock) -> None:

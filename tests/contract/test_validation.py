@@ -39,9 +39,9 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
         "expiry",
         {"start": AWARE, "expiry": AWARE - timedelta(microseconds=1)},
     ),
-    "expiry delta before start delta": (
+    "negative expiry delta (before the start)": (
         "expiry",
-        {"start": timedelta(hours=2), "expiry": timedelta(hours=1)},
+        {"start": timedelta(hours=2), "expiry": timedelta(microseconds=-1)},
     ),
     "object payload": ("data", {"data": object()}),
     "set payload": ("data", {"data": {1, 2}}),
@@ -60,6 +60,17 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "empty handler": ("handler", {"handler": ""}),
     "handler too long": ("handler", {"handler": "h" * 256}),
     "handler not a string": ("handler", {"handler": print}),
+    "newline in id": ("job_id", {"job_id": "a\n"}),
+    "tab in id": ("job_id", {"job_id": "a\tb"}),
+    "carriage return in id": ("job_id", {"job_id": "a\r"}),
+    "NUL in id": ("job_id", {"job_id": "a\x00b"}),
+    "escape in id": ("job_id", {"job_id": "\x1b[31mred"}),
+    "DEL in id": ("job_id", {"job_id": "a\x7f"}),
+    "C1 next-line in id": ("job_id", {"job_id": "a\x85b"}),
+    "newline in handler": ("handler", {"handler": "send\n"}),
+    "tab in handler": ("handler", {"handler": "send\treminder"}),
+    "whitespace-only handler": ("handler", {"handler": "   "}),
+    "no-break-space-only handler": ("handler", {"handler": "\u00a0"}),
     "max_attempts 0": ("max_attempts", {"max_attempts": 0}),
     "max_attempts negative": ("max_attempts", {"max_attempts": -1}),
     "max_attempts True": ("max_attempts", {"max_attempts": True}),
@@ -98,6 +109,47 @@ def test_invalid_job_error_is_a_jobsched_error_and_a_value_error() -> None:
     assert issubclass(InvalidJobError, ValueError)
 
 
+CONTROLS = [chr(code) for code in range(0x20)] + ["\x7f"]
+
+
+@pytest.mark.parametrize("field", ["job_id", "handler"])
+def test_every_c0_control_character_and_del_is_refused_in_ids_and_handler_names(
+    scheduler: Scheduler, field: str
+) -> None:
+    for char in CONTROLS:
+        error = refused(field, call_with(scheduler, Mode.NEW, **{field: f"ab{char}c"}))
+        assert f"U+{ord(char):04X}" in str(error) and "index 2" in str(error)
+    assert list(scheduler.list_jobs()) == []
+
+
+def test_a_control_character_is_named_in_the_message(scheduler: Scheduler) -> None:
+    error = refused("job_id", call_with(scheduler, Mode.NEW, job_id="reminder-42\n"))
+    assert str(error) == (
+        "invalid job_id: contains a newline ('\\n', U+000A) at index 11; "
+        "ids and handler names must not contain control characters"
+    )
+
+
+@pytest.mark.parametrize("job_id", [" ", "a b", " a ", "\u00a0", "a\u2028b"])
+def test_ids_with_spaces_or_other_non_control_characters_are_accepted(
+    scheduler: Scheduler, job_id: str
+) -> None:
+    scheduler.schedule_job(job_id, timedelta(0), "send reminder")
+    job = scheduler.get_job(job_id)
+    assert job is not None and job.job_id == job_id and job.handler == "send reminder"
+
+
+@pytest.mark.parametrize("lookup", ["get_job", "job_exists", "remove_job"])
+def test_a_lookup_of_an_id_with_a_control_character_is_refused(
+    scheduler: Scheduler, lookup: str
+) -> None:
+    refused("job_id", lambda: getattr(scheduler, lookup)("a\n"))
+
+
+def test_update_job_refuses_an_id_with_a_control_character(scheduler: Scheduler) -> None:
+    refused("job_id", lambda: scheduler.update_job("a\t", lambda job: (None, None)))
+
+
 def test_an_id_of_255_characters_is_accepted(scheduler: Scheduler) -> None:
     for job_id in ("x" * 255, "😀" * 255):
         scheduler.schedule_job(job_id, timedelta(0), "h")
@@ -128,6 +180,34 @@ def test_schedule_jobs_with_one_bad_job_writes_none(scheduler: Scheduler) -> Non
     ]
     refused("data", lambda: scheduler.schedule_jobs(specs))
     assert list(scheduler.list_jobs()) == []
+
+
+def test_a_refused_batch_names_the_item_by_its_index_and_id(scheduler: Scheduler) -> None:
+    specs: list[JobSpec | dict[str, Any]] = [
+        JobSpec("a", timedelta(0), "h"),
+        {"job_id": "b", "start": timedelta(0), "handler": "h"},
+        JobSpec("c", timedelta(0), "h"),
+        JobSpec("x", NAIVE, "h"),
+    ]
+    error = refused("start", lambda: scheduler.schedule_jobs(specs))
+    assert str(error).startswith("item 3 (id 'x'): invalid start: 2026-01-05T09:00:00 has no time")
+    assert (error.item, error.item_id) == (3, "x")
+    assert list(scheduler.list_jobs()) == []
+
+
+def test_a_refused_batch_item_with_a_bad_id_shows_it(scheduler: Scheduler) -> None:
+    specs = [JobSpec("a", timedelta(0), "h"), JobSpec("b\n", timedelta(0), "h")]
+    error = refused("job_id", lambda: scheduler.schedule_jobs(specs))
+    assert str(error).startswith("item 1 (id 'b\\n'): invalid job_id: contains a newline")
+
+
+def test_a_refused_batch_item_without_an_id_is_named_by_its_index(scheduler: Scheduler) -> None:
+    specs: list[Any] = [JobSpec("a", timedelta(0), "h"), {"start": timedelta(0), "handler": "h"}]
+    error = refused("job_id", lambda: scheduler.schedule_jobs(specs))
+    assert str(error) == "item 1: invalid job_id: missing from the job spec"
+    assert (error.item, error.item_id) == (1, None)
+    error = refused("job spec", lambda: scheduler.schedule_jobs([*specs[:1], None]))
+    assert str(error).startswith("item 1: invalid job spec: expected a JobSpec or a dict")
 
 
 def test_schedule_jobs_refuses_unknown_dict_keys(scheduler: Scheduler) -> None:

@@ -6,6 +6,7 @@ Every test here runs against the MariaDB test database, whose sessions use a -08
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from jobsched import FakeClock, Mode, Scheduler
+from jobsched import FakeClock, Job, Mode, Scheduler
 from jobsched.handlers import Registry
 from jobsched.store.dialect import supports_skip_locked
 from jobsched.store.sql import SqlStore
@@ -378,3 +379,43 @@ def wait_for_lock_waits(engine: sa.Engine, count: int) -> None:
 
 def engine_connection(engine: sa.Engine) -> sa.Connection:
     return engine.connect().execution_options(isolation_level="REPEATABLE READ")
+
+
+# -- update_job inside a caller's transaction ------------------------------------------------------
+
+
+def test_update_job_in_a_transaction_calls_fn_again_with_a_job_created_meanwhile(
+    scheduler: Scheduler, caller_engine: sa.Engine
+) -> None:
+    seen: list[Job | None] = []
+
+    def fn(job: Job | None) -> tuple[Job | None, str]:
+        seen.append(job)
+        if job is None:  # another request creates the job before our insert
+            scheduler.schedule_job("a", timedelta(0), "h", {"n": 10})
+            return Job("a", "h", {"n": 1}, datetime(2026, 1, 5, tzinfo=UTC)), "created"
+        return dataclasses.replace(job, data={"n": job.data["n"] + 1}), "updated"
+
+    with engine_connection(caller_engine) as conn:
+        conn.exec_driver_sql("SELECT 1")  # the request's own earlier work: a snapshot
+        assert scheduler.update_job("a", fn, conn=conn) == "updated"
+        conn.commit()
+    assert [None if job is None else job.data for job in seen] == [None, {"n": 10}]
+    job = scheduler.get_job("a")
+    assert job is not None and job.data == {"n": 11}
+
+
+def test_update_job_of_a_missing_id_in_a_transaction_holds_up_no_other_insert(
+    scheduler: Scheduler, caller_engine: sa.Engine
+) -> None:
+    # A locking read of a missing row would lock the gap under REPEATABLE READ: scheduling
+    # "b" (next to "a" in the index) would then wait for this transaction to end.
+    with engine_connection(caller_engine) as conn:
+        conn.exec_driver_sql("SELECT 1")
+        assert scheduler.update_job("a", lambda job: (None, "absent"), conn=conn) == "absent"
+        done = threading.Thread(target=scheduler.schedule_job, args=("b", timedelta(0), "h"))
+        done.start()
+        done.join(5)
+        assert not done.is_alive(), "scheduling another id waited for the caller's transaction"
+        conn.commit()
+    assert scheduler.job_exists("b")

@@ -61,8 +61,20 @@ def test_migrate_is_a_no_op(memory: Scheduler) -> None:
         lambda s: s.schedule_job("a", T0, "h", conn=object()),
         lambda s: s.schedule_jobs([{"job_id": "a", "start": T0, "handler": "h"}], conn=object()),
         lambda s: s.add_job(Job("a", "h", None, T0), conn=object()),
+        lambda s: s.get_job("a", conn=object()),
+        lambda s: s.job_exists("a", conn=object()),
+        lambda s: s.remove_job("a", conn=object()),
+        lambda s: s.update_job("a", lambda job: (Job("a", "h", None, T0), None), conn=object()),
     ],
-    ids=["schedule_job", "schedule_jobs", "add_job"],
+    ids=[
+        "schedule_job",
+        "schedule_jobs",
+        "add_job",
+        "get_job",
+        "job_exists",
+        "remove_job",
+        "update_job",
+    ],
 )
 def test_conn_is_refused_with_a_clear_error(
     memory: Scheduler, call: Callable[[Scheduler], Any]

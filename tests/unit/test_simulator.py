@@ -322,7 +322,7 @@ def test_a_simulation_gives_the_same_log_on_every_backend(scheduler: Scheduler) 
     sim = Simulator(scheduler)
     start = sim.now()
     scheduler.schedule_job("a", timedelta(minutes=3), "flaky")
-    scheduler.schedule_job("b", timedelta(minutes=90), "flaky", expiry=timedelta(minutes=100))
+    scheduler.schedule_job("b", timedelta(minutes=90), "flaky", expiry=timedelta(minutes=10))
 
     log = sim.run_until_idle()
 
