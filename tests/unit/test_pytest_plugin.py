@@ -178,12 +178,16 @@ def test_the_marker_points_the_fixture_at_mariadb(
         import pytest
         import jobsched
 
+        @jobsched.handler("h")
+        def h(job):
+            pass
+
         @pytest.mark.jobsched(url={mysql_url!r})
         def test_on_mariadb(jobsched_sim):
             assert jobsched_sim.scheduler.store.shared
             assert jobsched_sim.scheduler.count_jobs() == 0
-            jobsched.schedule_job("a", jobsched.now(), "nobody")
-            assert jobsched_sim.advance(60).outcomes() == [jobsched.Outcome.DEFERRED]
+            jobsched.schedule_job("a", jobsched.now(), "h")
+            assert jobsched_sim.advance(60).outcomes() == [jobsched.Outcome.SUCCEEDED]
         """
     )
 
