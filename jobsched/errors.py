@@ -6,6 +6,16 @@ A class's docstring is its default message, so ``raise SchemaError()`` already s
 from __future__ import annotations
 
 
+def cut_text(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, never inside a character, and marked."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= max_bytes:
+        return data.decode("utf-8")  # lone surrogates (unstorable) became "?"
+    marker = " [cut]"
+    kept = data[: max_bytes - len(marker)].decode("utf-8", errors="ignore")
+    return kept + marker
+
+
 class JobschedError(Exception):
     """jobsched failed."""
 

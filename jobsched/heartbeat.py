@@ -1,56 +1,79 @@
-"""The heartbeat: keeps a live runner's claims from running out while it holds them."""
+"""The heartbeat: keeps a live runner's claims from running out, and knows how long each lasts.
+
+Every third of the shortest lease held it extends ``claimed_until`` of every job the pass holds
+(claimed and waiting, or running) to ``now + lease``, for the claims that still carry its token.
+It remembers, for each claim, the end the database last confirmed: a handler starts only while
+that end is far enough away (``rules.may_start``).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from jobsched.clock import Clock
+from jobsched.rules import may_start
 from jobsched.store.base import Claim, Store
 
 log = logging.getLogger("jobsched")
 
 
 class Heartbeat:
-    """Keeps the claims of a live runner from running out, and logs overdue attempts.
-
-    Every third of the shortest lease it extends ``claimed_until`` of every job the pass holds
-    (claimed and waiting, or running) to ``now + lease``.
-    """
+    """The claims a pass holds and their confirmed ends; ``start`` runs the beating thread
+    (real clocks only: a fake clock's time moves only when a test moves it)."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
         self._held: dict[str, Claim] = {}
-        self._running: dict[str, tuple[Claim, float]] = {}
+        #: The end of each held claim as last written: by the claim, or by a beat.
+        self._until: dict[str, datetime] = {}
+        self._running: dict[str, float] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="jobsched-heartbeat", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="jobsched-heartbeat", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5)
 
     def hold(self, claim: Claim) -> None:
         with self._lock:
             self._held[claim.job.job_id] = claim
+            self._until[claim.job.job_id] = claim.until
 
     def running(self, claim: Claim) -> None:
         with self._lock:
-            self._held[claim.job.job_id] = claim
-            self._running[claim.job.job_id] = (claim, time.monotonic())
+            self._running[claim.job.job_id] = time.monotonic()
+
+    def renewed(self, claim: Claim, until: datetime) -> None:
+        """The claim was renewed until ``until`` by another write (a durable start)."""
+        with self._lock:
+            if claim.job.job_id in self._held:
+                self._until[claim.job.job_id] = until
 
     def drop(self, claim: Claim) -> None:
+        job_id = claim.job.job_id
         with self._lock:
-            self._held.pop(claim.job.job_id, None)
-            self._running.pop(claim.job.job_id, None)
+            held = self._held.get(job_id)
+            if held is None or held.token == claim.token:
+                self._held.pop(job_id, None)
+                self._until.pop(job_id, None)
+                self._running.pop(job_id, None)
+
+    def may_start(self, claim: Claim, now: datetime) -> bool:
+        """True while the claim, as last confirmed, leaves a safe margin for a handler to start."""
+        with self._lock:
+            until = self._until.get(claim.job.job_id, claim.until)
+        return may_start(now, until, claim.lease)
 
     def interval(self) -> float:
         with self._lock:
@@ -70,8 +93,11 @@ class Heartbeat:
     def beat(self) -> None:
         with self._lock:
             held = list(self._held.values())
-            running = list(self._running.values())
-        for claim, began in running:
+            running = dict(self._running)
+        for claim in held:
+            began = running.get(claim.job.job_id)
+            if began is None:
+                continue
             overdue = time.monotonic() - began - claim.lease.total_seconds()
             if overdue > 0 and claim.job.job_id not in self._warned:
                 self._warned.add(claim.job.job_id)
@@ -84,7 +110,27 @@ class Heartbeat:
         if not held:
             return
         now = self.clock.now()
+        leases = [(claim, now + claim.lease) for claim in held]
         try:
-            self.store.heartbeat([(claim, now + claim.lease) for claim in held])
+            extended = self.store.heartbeat(leases)
         except Exception as e:  # a missed beat is retried at the next one
             log.warning("heartbeat failed (will try again): %s", e)
+            return
+        with self._lock:
+            for claim, until in leases:
+                job_id = claim.job.job_id
+                if self._held.get(job_id) is not claim:
+                    continue  # dropped meanwhile
+                if job_id in extended:
+                    self._until[job_id] = until
+                else:
+                    # Taken over (its claim ran out while this runner was paused or cut off)
+                    # or changed: no longer ours to extend, and never ours to start.
+                    del self._held[job_id]
+                    self._until[job_id] = now - timedelta(microseconds=1)
+                    log.warning(
+                        "job %r (%s): this runner no longer holds its claim (it ran out and "
+                        "another runner may have taken the job over)",
+                        job_id,
+                        claim.job.handler,
+                    )

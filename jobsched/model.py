@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,23 @@ class Outcome(enum.Enum):
     RELEASED = "released"  # claimed but given back unstarted (shutdown, time limit)
 
 
+class OpKind(enum.Enum):
+    """The writes a pass makes to a job it holds (``store.base.Op``)."""
+
+    # Fenced (token and version); version unchanged: attempts and started_at of the attempt
+    # now running (and, given ``until``, the claim renewed). Sent before the handler for a
+    # suspect, else with the next batch of writes.
+    START = "start"
+    REMOVE = "remove"  # fenced: delete the job (succeeded, failed, expired)
+    # Fenced: new start, last_error and attempts; claim and started mark cleared (retried,
+    # deferred); version bumped.
+    RETRY = "retry"
+    KEEP = "keep"  # fenced: attempts; claim and started mark cleared (kept); version bumped
+    # By token only: claim cleared, job exactly as it is (given back unstarted). A lost attempt
+    # stays marked started, so the next runner still sees it lost.
+    RELEASE = "release"
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A scheduled job as stored. Times are aware UTC datetimes."""
@@ -54,6 +72,24 @@ class Job:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     created_at: datetime | None = None
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job ready to be written, with its payload already serialised."""
+
+    job: Job
+    payload: str
+
+
+def dump_payload(data: JSONValue) -> str:
+    """``data`` as the compact JSON text jobsched stores (raises what ``json.dumps`` raises)."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def parse_payload(text: str) -> JSONValue:
+    """A stored payload's JSON text as the value handlers see."""
+    return json.loads(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +158,13 @@ class RunReport:
     keep_results: bool = field(default=True, repr=False)
 
     def record(self, result: JobResult) -> None:
-        setattr(self, result.outcome.value, getattr(self, result.outcome.value) + 1)
+        self.count(result.outcome)
         if self.keep_results:
             self.results.append(result)
+
+    def count(self, outcome: Outcome) -> None:
+        """Count one ``outcome`` (without a per-job result)."""
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
 
     @property
     def taken(self) -> int:

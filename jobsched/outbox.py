@@ -1,74 +1,168 @@
-"""The outbox: a pass's finishing writes, sent in batches but promptly.
+"""The outbox: a pass's writes to the jobs it holds, sent in batches but promptly.
 
-A finished job's write waits here until the next write the pass makes anyway (the start of the
-next attempt, a claim, the end of the pass), and at most ``MAX_DELAY`` seconds: so a finish and
-the next start share one transaction, and a crash loses at most the outcomes of that interval
-(their attempts then count as lost and run again).
+A finished job's write, and the start mark of a handler that began, wait here for the next write
+the pass makes anyway (its next claim, in the same transaction) and at most ``MAX_DELAY``
+seconds: a flusher thread sends whatever has waited that long. So many jobs start and finish per
+commit, a finished job's outcome is written within 50 ms of its handler's return, and a running
+job shows as started within the same 50 ms. A crash loses at most the writes of that interval:
+the jobs concerned run again (see docs/reliability.md).
+
+A store whose writes cost nothing (memory) gets each write at once instead.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
-from jobsched.store.base import Op, Store
+from jobsched.model import OpKind
+from jobsched.store.base import Claim, ClaimRequest, Op, Store
 
-#: The longest a finishing write waits before it is sent, in seconds (checked every
-#: ``MAX_DELAY``, so each outcome is written well within 50 ms of its handler's return).
+log = logging.getLogger("jobsched")
+
+#: The longest a write waits before the flusher sends it, in seconds. The flusher looks every
+#: ``TICK``, so each write reaches the database well within 50 ms.
 MAX_DELAY = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class _Letter:
-    op: Op
-    on_sent: Callable[[bool], None]
+TICK = 0.01
 
 
 class Outbox:
-    """Fenced writes waiting to be sent. Thread-safe."""
+    """Writes waiting to be sent. Thread-safe; ``on_sent(op, applied)`` hears of each one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_sent: Callable[[Op, bool], None]) -> None:
         self.store = store
-        self._letters: list[_Letter] = []
+        self.on_sent = on_sent
+        self.batched = store.batches_writes
+        self._letters: list[Op] = []
+        #: Start marks of running handlers not sent yet: job id -> (op, monotonic time).
+        self._starts: dict[str, tuple[Op, float]] = {}
         self._since: float | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Why the flusher last failed to send (the pass ends with it), if it did.
+        self.error: BaseException | None = None
 
-    def put(self, op: Op, on_sent: Callable[[bool], None]) -> None:
-        """Queue ``op``; ``on_sent(applied)`` is called once it is written."""
+    # -- what the pass hands in -----------------------------------------------------------------
+
+    def started(self, op: Op) -> None:
+        """A handler starts: its start mark goes out with the next batch."""
+        if not self.batched:
+            self.send([op])
+            return
         with self._lock:
-            self._letters.append(_Letter(op, on_sent))
+            self._starts[op.claim.job.job_id] = (op, time.monotonic())
+
+    def put(self, op: Op) -> None:
+        """Queue a write; an outcome replaces the start mark of its attempt if still unsent."""
+        if not self.batched:
+            self.send([op])
+            return
+        with self._lock:
+            self._starts.pop(op.claim.job.job_id, None)
+            self._letters.append(op)
             if self._since is None:
                 self._since = time.monotonic()
 
-    def stale(self) -> bool:
-        """True when a write has waited ``MAX_DELAY`` or more."""
-        since = self._since
-        return since is not None and time.monotonic() - since >= MAX_DELAY
+    # -- sending --------------------------------------------------------------------------------
 
-    def send(self, now: datetime, ops: Sequence[Op] = ()) -> list[bool]:
+    def send(self, ops: Sequence[Op] = ()) -> list[bool]:
         """Write what waits together with ``ops``, in one transaction; returns ``ops``' results.
 
-        If the write fails, the waiting writes are put back (a later send retries them).
-        """
-        with self._lock:
-            letters, self._letters = self._letters, []
-            self._since = None
-        if not letters and not ops:
+        If the write fails, what waited is put back (a later send retries it)."""
+        waiting = self._take()
+        if not waiting and not ops:
             return []
+        everything = [*waiting, *ops]
         try:
-            results = self.store.apply(now, [letter.op for letter in letters] + list(ops))
+            results = self.store.apply(everything)
         except BaseException:
-            with self._lock:
-                self._letters[:0] = letters
-                if self._since is None:
-                    self._since = time.monotonic()
+            self._put_back(waiting)
             raise
-        for letter, applied in zip(letters, results, strict=False):
-            letter.on_sent(applied)
-        return results[len(letters) :]
+        self._delivered(everything, results)
+        return results[len(waiting) :]
+
+    def claim(self, request: ClaimRequest) -> list[Claim]:
+        """Take new jobs, in the same transaction as what waits."""
+        waiting = self._take()
+        try:
+            claims, results = self.store.claim(request, waiting)
+        except BaseException:
+            self._put_back(waiting)
+            raise
+        self._delivered(waiting, results)
+        return claims
+
+    def due(self) -> bool:
+        """True when some write has waited ``MAX_DELAY`` or more."""
+        now = time.monotonic()
+        with self._lock:
+            oldest = self._since
+            if self._starts:
+                first = min(at for _, at in self._starts.values())
+                oldest = first if oldest is None else min(oldest, first)
+        return oldest is not None and now - oldest >= MAX_DELAY
 
     def __len__(self) -> int:
-        return len(self._letters)
+        with self._lock:
+            return len(self._letters) + len(self._starts)
+
+    def _take(self) -> list[Op]:
+        with self._lock:
+            letters, self._letters = self._letters, []
+            starts, self._starts = self._starts, {}
+            self._since = None
+        return [op for op, _ in starts.values()] + letters
+
+    def _put_back(self, ops: list[Op]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            letters = [op for op in ops if op.kind is not OpKind.START]
+            finished = {op.claim.job.job_id for op in self._letters} | {
+                op.claim.job.job_id for op in letters
+            }
+            for op in ops:
+                job_id = op.claim.job.job_id
+                if op.kind is OpKind.START and job_id not in finished:
+                    self._starts.setdefault(job_id, (op, now))
+            self._letters[:0] = letters
+            if self._letters and self._since is None:
+                self._since = now
+
+    def _delivered(self, ops: list[Op], results: list[bool]) -> None:
+        for op, applied in zip(ops, results, strict=False):
+            self.on_sent(op, applied)
+
+    # -- the flusher ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Start the flusher thread (batched stores only)."""
+        if self.batched and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._flush_loop, name="jobsched-outbox", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the flusher (what still waits is the caller's to send)."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=BOOKKEEPING_JOIN)
+            self._thread = None
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(TICK):
+            if not self.due():
+                continue
+            try:
+                self.send()
+            except Exception as e:  # the store retried already; the pass ends with this
+                self.error = e
+                log.warning("could not write %d finished or started job(s): %s", len(self), e)
+                self._closed.wait(1.0)
+
+
+#: Seconds ``close`` waits for a send in progress (the store's own patience bounds it).
+BOOKKEEPING_JOIN = 90.0

@@ -5,14 +5,23 @@ Nothing here reads a clock or touches a database: every time comes in as an argu
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from jobsched.errors import InvalidJobError
-from jobsched.model import DEFAULT_MAX_ATTEMPTS, RETRY_DELAY, Job, JSONValue, Outcome
+from jobsched.errors import InvalidJobError, PermanentError, cut_text
+from jobsched.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    RETRY_DELAY,
+    Job,
+    JSONValue,
+    NewJob,
+    OpKind,
+    Outcome,
+    dump_payload,
+    parse_payload,
+)
 
 #: Longest job id or handler name, in characters.
 MAX_ID_LENGTH = 255
@@ -20,14 +29,6 @@ MAX_ID_LENGTH = 255
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 #: The most of an error message kept in ``last_error``, in bytes of UTF-8.
 MAX_ERROR_BYTES = 4000
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A validated job ready to be written, with its payload already serialised."""
-
-    job: Job
-    payload: str
 
 
 def resolve_time(value: object, now: datetime, field: str, *, base: str = "now") -> datetime:
@@ -110,7 +111,7 @@ def check_handler_name(value: object) -> str:
 def serialise_payload(data: JSONValue, max_bytes: int) -> str:
     """``data`` as compact JSON text; refuses what JSON cannot hold and payloads over the cap."""
     try:
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = dump_payload(data)
     except (TypeError, ValueError, RecursionError) as e:
         raise InvalidJobError("data", f"not JSON-serialisable: {e}") from e
     try:
@@ -120,10 +121,6 @@ def serialise_payload(data: JSONValue, max_bytes: int) -> str:
     if size > max_bytes:
         raise InvalidJobError("data", f"{size} bytes of JSON; the cap is {max_bytes} bytes")
     return text
-
-
-def parse_payload(text: str) -> JSONValue:
-    return json.loads(text)
 
 
 def check_max_attempts(value: object) -> int:
@@ -229,21 +226,102 @@ def retry_at(now: datetime, delay: timedelta = RETRY_DELAY) -> datetime:
     return now + delay
 
 
-def after_failure(job: Job, *, permanent: bool) -> Outcome:
-    """RETRIED while attempts are left, else FAILED. ``job.attempts`` counts the failed one."""
-    if permanent or job.attempts >= job.max_attempts:
-        return Outcome.FAILED
-    return Outcome.RETRIED
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a pass writes for a job it took, and how it reports it."""
+
+    kind: OpKind
+    outcome: Outcome
+    at: datetime | None = None  # RETRY: the job's new start
+    error: str | None = None
+
+
+def before_start(
+    job: Job, *, lost: bool, now: datetime, handler_known: bool, lease_safe: bool
+) -> Verdict | None:
+    """What becomes of a job a pass took, decided at ``now``, the moment its handler would
+    start: None to run it; else it fails (its last attempt was lost), expires, is deferred (no
+    handler registered) or is given back (its claim may run out before it could start safely).
+    """
+    if lost and job.attempts >= job.max_attempts:
+        # Only a lost attempt spends the last one this way: a job kept (False) any number of
+        # times is not failed for it.
+        return Verdict(OpKind.REMOVE, Outcome.FAILED, error=job.last_error)
+    if is_expired(job, now):
+        return Verdict(OpKind.REMOVE, Outcome.EXPIRED)
+    if not handler_known:
+        return Verdict(
+            OpKind.RETRY, Outcome.DEFERRED, at=retry_at(now), error=no_handler_error(job.handler)
+        )
+    if not lease_safe:
+        return Verdict(OpKind.RELEASE, Outcome.RELEASED)
+    return None
+
+
+def after_attempt(
+    job: Job,
+    *,
+    returned: object = None,
+    raised: BaseException | None = None,
+    now: datetime,
+    retry_delay: timedelta = RETRY_DELAY,
+) -> Verdict:
+    """What becomes of ``job`` (its attempts counting this one) once its handler returned
+    ``returned`` or raised ``raised``, at ``now``: False keeps it, any other return removes it,
+    an error retries it ``retry_delay`` after ``now`` while attempts are left (a
+    ``PermanentError`` fails it at once)."""
+    if raised is None:
+        if returned is False:
+            return Verdict(OpKind.KEEP, Outcome.KEPT)
+        return Verdict(OpKind.REMOVE, Outcome.SUCCEEDED)
+    error = describe_error(raised)
+    if isinstance(raised, PermanentError) or job.attempts >= job.max_attempts:
+        return Verdict(OpKind.REMOVE, Outcome.FAILED, error=error)
+    return Verdict(OpKind.RETRY, Outcome.RETRIED, at=retry_at(now, retry_delay), error=error)
+
+
+def no_handler_error(handler: str) -> str:
+    """The ``last_error`` of a job deferred because no handler is registered for it."""
+    return (
+        f"no handler registered for {handler!r} (is the module that defines it imported, "
+        "with --app?); deferred, no attempt spent"
+    )
+
+
+#: A handler starts only while its claim has at least this share of its lease left, as its
+#: runner last confirmed it: one heartbeat interval. A claim the heartbeat could not renew
+#: (the database was away, the runner paused) may be taken over soon; the runner gives it up.
+START_MARGIN = 1 / 3
+
+
+def may_start(now: datetime, confirmed_until: datetime, lease: timedelta) -> bool:
+    """True while a claim confirmed until ``confirmed_until`` leaves a safe margin at ``now``."""
+    return now + lease * START_MARGIN < confirmed_until
+
+
+#: Jobs the first claim of a pass takes (at least twice the concurrency).
+FIRST_BATCH = 16
+#: The most jobs one claim takes.
+MAX_BATCH = 1000
+#: Handler time one batch should hold, in seconds (per handler running at once).
+BATCH_SECONDS = 0.1
+
+
+def next_batch_size(current: int, handler_seconds: float, jobs: int, concurrency: int) -> int:
+    """The size of a pass's next claim, after the last batch ran ``jobs`` handlers taking
+    ``handler_seconds`` in all: about ``BATCH_SECONDS`` of handler time per handler slot, never
+    more than double the last batch, and at least twice the concurrency."""
+    floor = 2 * concurrency
+    if jobs <= 0:
+        return max(floor, min(current, MAX_BATCH))
+    per_job = handler_seconds / jobs
+    fits = MAX_BATCH if per_job <= 0 else int(BATCH_SECONDS * concurrency / per_job)
+    return max(floor, min(fits, 2 * current, MAX_BATCH))
 
 
 def cut_error(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
-    """``text`` cut to at most ``max_bytes`` of UTF-8, never inside a character."""
-    data = text.encode("utf-8", errors="replace")
-    if len(data) <= max_bytes:
-        return data.decode("utf-8")  # lone surrogates (unstorable) became "?"
-    marker = " [cut]"
-    kept = data[: max_bytes - len(marker)].decode("utf-8", errors="ignore")
-    return kept + marker
+    """``text`` cut to at most ``max_bytes`` of UTF-8 (a ``last_error``)."""
+    return cut_text(text, max_bytes)
 
 
 def lost_attempt_error(

@@ -1,7 +1,14 @@
-"""One pass of run-due: claim due jobs, run their handlers, write each outcome (fenced).
+"""One pass of run-due: claim due jobs in batches, run their handlers, write what became of each.
 
-Policy (what happens to a job) comes from ``rules``; storage from the ``Store``; time from the
-clock, read once per batch. No transaction is open while a handler runs.
+What happens to a job comes from ``rules`` (decided when its handler would start, from the
+clock read then); storage from the ``Store``. No transaction is open while a handler runs. A
+batch is claimed in one transaction together with the writes that waited in the outbox (the
+outcomes and start marks of the batch before), and the outbox sends the rest within
+``MAX_DELAY``, so a pass commits once per batch, not once per job.
+
+A job taken over from a runner whose claim ran out (a *suspect*: it may have run, or been
+running, when that runner died) runs alone, after its start is written: a crash it causes is
+then pinned on it alone, and costs the other jobs of its batch no attempt.
 """
 
 from __future__ import annotations
@@ -14,25 +21,28 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from jobsched.clock import Clock
-from jobsched.errors import NoHandlersError, PermanentError, UsageError
+from jobsched.errors import NoHandlersError, UsageError
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
 from jobsched.loops import EventLoops
-from jobsched.model import JobResult, Outcome, RunReport
+from jobsched.model import JobResult, OpKind, Outcome, RunReport
 from jobsched.outbox import MAX_DELAY, Outbox
-from jobsched.rules import after_failure, describe_error, is_expired, retry_at
-from jobsched.store.base import Claim, Cursor, Op, OpKind, Store
+from jobsched.rules import (
+    FIRST_BATCH,
+    Verdict,
+    after_attempt,
+    before_start,
+    lost_attempt_error,
+    next_batch_size,
+)
+from jobsched.store.base import Claim, ClaimRequest, Cursor, Op, Store
 
 log = logging.getLogger("jobsched")
-
-#: Jobs claimed per claim transaction (at least twice the concurrency).
-BATCH_SIZE = 25
 
 
 def runner_name() -> str:
@@ -46,9 +56,10 @@ class PassOptions:
     concurrency: int = 1
     max_seconds: float | None = None
     keep_results: bool = True
-    batch_size: int = BATCH_SIZE
     #: Take only the jobs of these handlers (None: every job; others' jobs are then deferred).
     handlers: tuple[str, ...] | None = None
+    #: Jobs the first claim takes; later claims adapt to how long handlers take.
+    first_batch: int = FIRST_BATCH
 
     def __post_init__(self) -> None:
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
@@ -81,12 +92,15 @@ class Pass:
         self.stop = stop or threading.Event()
         self.runner = runner or runner_name()
         self.report = RunReport(keep_results=options.keep_results)
-        self._report_lock = threading.Lock()
-        # Jobs this pass took that are still in the table (kept, retried, deferred, or changed
-        # while they ran): a pass runs each job at most once, even if it is due again.
-        self._kept: set[str] = set()
-        self.heartbeat = Heartbeat(store, clock) if clock.is_real else None
-        self.outbox = Outbox(store)
+        self._lock = threading.Lock()
+        # Jobs this pass took that are still in the table (kept, retried, deferred, given back,
+        # or changed while they ran): a pass runs each job at most once, even if due again.
+        self._taken_present: set[str] = set()
+        # Handler time and count since the last claim: the next batch's size follows them.
+        self._handler_seconds = 0.0
+        self._handler_runs = 0
+        self.heartbeat = Heartbeat(store, clock)
+        self.outbox = Outbox(store, self._sent)
         self.loops = EventLoops()
 
     def check_handlers(self) -> None:
@@ -108,225 +122,265 @@ class Pass:
         self.check_handlers()
         began = time.monotonic()
         opts = self.options
-        batch = max(opts.batch_size, 2 * opts.concurrency)
-        if opts.limit is not None:
-            batch = min(batch, opts.limit)
-        pending: deque[tuple[Claim, datetime]] = deque()
+        batch = max(opts.first_batch, 2 * opts.concurrency)
+        pending: deque[Claim] = deque()
         in_flight: set[Future[None]] = set()
         cursor: Cursor | None = None
         taken = 0
         exhausted = False
-        pool = _pool(opts.concurrency, inline=not self.clock.is_real and opts.concurrency == 1)
-        if self.heartbeat:
+        pool = None
+        if opts.concurrency > 1:
+            pool = ThreadPoolExecutor(opts.concurrency, thread_name_prefix="jobsched-handler")
+        if self.clock.is_real:
             self.heartbeat.start()
+        self.outbox.open()
         try:
             while True:
+                if self.outbox.error is not None:
+                    raise self.outbox.error
                 out_of_time = opts.max_seconds is not None and (
                     time.monotonic() - began >= opts.max_seconds
                 )
                 if self.stop.is_set() or out_of_time:
-                    self._release(pending)
                     break
                 room = None if opts.limit is None else opts.limit - taken
                 if not pending and not exhausted and (room is None or room > 0):
-                    now = self.clock.now()
-                    self.outbox.send(now)  # the claim sees this pass's own outcomes
                     want = batch if room is None else min(batch, room)
-                    claims = self.store.claim(
-                        now,
-                        limit=want,
-                        after=cursor,
-                        runner=self.runner,
-                        lease_for=self.registry.timeout_for,
-                        handlers=opts.handlers,
-                    )
+                    claims = self._claim(want, cursor)
                     exhausted = len(claims) < want
                     if claims:
                         cursor = (claims[-1].job.start, claims[-1].job.job_id)
                     for claim in claims:
-                        if claim.job.job_id in self._kept:
-                            # Kept earlier in this pass: a pass runs each job at most once.
-                            self.store.apply(now, [Op(OpKind.RELEASE, claim)])
+                        if claim.job.job_id in self._taken_present:
+                            # Taken earlier in this pass: a pass runs each job at most once.
+                            self.outbox.put(Op(OpKind.RELEASE, claim))
                             continue
                         taken += 1
-                        pending.append((claim, now))
-                        if self.heartbeat:
-                            self.heartbeat.hold(claim)
-                while pending and len(in_flight) < opts.concurrency:
-                    claim, now = pending.popleft()
-                    in_flight.add(pool.submit(self._process, claim, now))
-                if not in_flight:
+                        pending.append(claim)
+                        self.heartbeat.hold(claim)
+                    with self._lock:
+                        seconds, runs = self._handler_seconds, self._handler_runs
+                        self._handler_seconds, self._handler_runs = 0.0, 0
+                    batch = next_batch_size(batch, seconds, runs, opts.concurrency)
+                    continue  # the signal may have come while claiming: look again first
+                if not pending and not in_flight:
                     if exhausted or (room is not None and room <= 0):
                         break
                     continue
-                done, in_flight = wait(in_flight, timeout=MAX_DELAY, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()
-                if self.outbox.stale():
-                    self.outbox.send(self.clock.now())
+                if pool is None:
+                    self._process(pending.popleft())
+                    continue
+                while pending and len(in_flight) < opts.concurrency:
+                    if pending[0].taken_from is not None:
+                        if in_flight:
+                            break  # a suspect runs alone: wait for the others first
+                        self._process(pending.popleft())
+                        continue
+                    in_flight.add(pool.submit(self._process, pending.popleft()))
+                if in_flight:
+                    done, in_flight = wait(
+                        in_flight, timeout=MAX_DELAY, return_when=FIRST_COMPLETED
+                    )
+                    for future in done:
+                        future.result()
         finally:
-            # Running handlers finish (the CLI bounds this with --grace); nothing new starts.
-            for future in in_flight:
-                future.exception()
-            pool.shutdown(wait=True)
+            # Running handlers finish (the CLI bounds this with --grace), their outcomes sent
+            # by the flusher as they come; nothing new starts.
+            if pool is not None:
+                pool.shutdown(wait=True)
             self.loops.close()
             try:
                 self._release(pending)
-                self.outbox.send(self.clock.now())
+                self.outbox.send()
             except Exception as e:
-                # Claims of unstarted jobs run out (no attempt spent); unwritten outcomes' attempts
-                # count as lost and run again.
+                # Claims of unstarted jobs run out (no attempt spent); jobs whose outcomes were
+                # not written run again.
                 log.warning(
-                    "could not write %d outcome(s) and release %d unstarted job(s): %s",
+                    "could not write %d outcome(s) and give back %d unstarted job(s): %s",
                     len(self.outbox),
                     len(pending),
                     e,
                 )
-            if self.heartbeat:
-                self.heartbeat.close()
+            self.outbox.close()
+            self.heartbeat.close()
             self.report.duration = time.monotonic() - began
         return self.report
 
-    def _release(self, pending: deque[tuple[Claim, datetime]]) -> None:
+    def _claim(self, want: int, cursor: Cursor | None) -> list[Claim]:
+        request = ClaimRequest(
+            now=self.clock.now(),
+            limit=want,
+            runner=self.runner,
+            lease_for=self.registry.timeout_for,
+            lost_error=lost_attempt_error,
+            after=cursor,
+            handlers=self.options.handlers,
+        )
+        return self.outbox.claim(request)
+
+    def _release(self, pending: deque[Claim]) -> None:
         if not pending:
             return
         now = self.clock.now()
-        claims = [claim for claim, _ in pending]
-        self.outbox.send(now, [Op(OpKind.RELEASE, claim) for claim in claims])
-        pending.clear()
-        for claim in claims:
-            self._drop(claim)
-            self._record(claim, Outcome.RELEASED, now, claim.job.attempts)
-        log.info("released %d claimed job(s) that had not started", len(claims))
+        count = len(pending)
+        while pending:
+            claim = pending.popleft()
+            self._finish(claim, Verdict(OpKind.RELEASE, Outcome.RELEASED), now, claim.job.attempts)
+        log.info("gave back %d claimed job(s) that had not started", count)
 
     # -- one job --------------------------------------------------------------------------------
 
-    def _process(self, claim: Claim, now: datetime) -> None:
+    def _process(self, claim: Claim) -> None:
         try:
-            self._decide(claim, now)
+            self._run_one(claim)
         except BaseException:
-            self._drop(claim)
+            self.heartbeat.drop(claim)
             raise
 
-    def _decide(self, claim: Claim, now: datetime) -> None:
+    def _run_one(self, claim: Claim) -> None:
         job = claim.job
-        if claim.lost_runner is not None:
-            # Only a lost attempt spends the last one this way: a job kept (False) any number
-            # of times is not failed for it.
-            if job.attempts >= job.max_attempts:
-                log.error(
-                    "job %r failed after %d attempt(s): %s",
-                    job.job_id,
-                    job.attempts,
-                    job.last_error,
-                )
-                self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=job.last_error)
-                return
-            if not is_expired(job, now):
-                log.warning("job %r: %s; running it again", job.job_id, job.last_error)
-                self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
-        if is_expired(job, now):
-            self._finish(claim, OpKind.REMOVE, Outcome.EXPIRED, now)
-            return
+        now = self.clock.now()
         handler = self.registry.get(job.handler)
-        if handler is None:
-            error = (
-                f"no handler registered for {job.handler!r} (is the module that defines it "
-                "imported, with --app?); deferred, no attempt spent"
+        verdict = before_start(
+            job,
+            lost=claim.lost,
+            now=now,
+            handler_known=handler is not None,
+            lease_safe=not self.stop.is_set() and self.heartbeat.may_start(claim, now),
+        )
+        if claim.lost and (
+            verdict is None or verdict.outcome not in (Outcome.FAILED, Outcome.EXPIRED)
+        ):
+            log.warning("job %r: %s; running it again", job.job_id, job.last_error)
+            self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
+        elif claim.taken_from is not None and verdict is None:
+            log.warning(
+                "job %r: its runner %s stopped before writing its outcome (its claim ran out); "
+                "running it again, alone",
+                job.job_id,
+                claim.taken_from,
             )
-            log.warning("job %r: %s", job.job_id, error)
-            self._finish(claim, OpKind.RETRY, Outcome.DEFERRED, now, at=retry_at(now), error=error)
+        if verdict is not None:
+            self._explain(claim, verdict)
+            self._finish(claim, verdict, now, job.attempts)
             return
-        # The start goes out with the outcomes waiting in the outbox: one transaction.
-        if not self.outbox.send(now, [Op(OpKind.START, claim, at=now)])[0]:
-            log.info("job %r changed before its handler started; the newer state wins", job.job_id)
-            self._drop(claim)
-            self._record(claim, Outcome.RELEASED, now, job.attempts)
-            return
-        job = replace(job, attempts=job.attempts + 1)
-        claim = claim.advanced(job)
-        with self._report_lock:
+        assert handler is not None
+        attempt = job.attempts + 1
+        start = Op(OpKind.START, claim, at=now, attempts=attempt)
+        if claim.taken_from is not None:
+            # A suspect: its start is written before it runs, so that if it kills its runner
+            # again, the next runner counts that attempt lost.
+            until = now + claim.lease
+            if not self.outbox.send([replace(start, until=until)])[0]:
+                log.info(
+                    "job %r changed before its handler started; the newer state wins", job.job_id
+                )
+                self.heartbeat.drop(claim)
+                self._record(claim, Outcome.RELEASED, now, job.attempts)
+                return
+            self.heartbeat.renewed(claim, until)
+        else:
+            self.outbox.started(start)
+        running = replace(job, attempts=attempt)
+        with self._lock:
             self.report.ran += 1
-        if self.heartbeat:
-            self.heartbeat.running(claim)
+        self.heartbeat.running(claim)
+        began = time.monotonic()
         try:
-            result = self.loops.resolve(handler.fn(job))
-        except PermanentError as e:
-            error = describe_error(e)
-            log.error("job %r failed permanently: %s", job.job_id, error)
-            self._finish(claim, OpKind.REMOVE, Outcome.FAILED, now, error=error)
+            result = self.loops.resolve(handler.fn(running))
         except (Exception, SystemExit, asyncio.CancelledError) as e:
             # sys.exit() in a handler fails its attempt like any error; the pass goes on.
-            error = describe_error(e)
-            outcome = after_failure(job, permanent=False)
-            if outcome is Outcome.RETRIED:
-                at = retry_at(now, handler.retry_delay)
-                log.warning(
-                    "job %r attempt %d/%d failed, retry at %s: %s\n%s",
-                    job.job_id,
-                    job.attempts,
-                    job.max_attempts,
-                    at.isoformat(),
-                    error,
-                    where(e),
-                )
-                self._finish(claim, OpKind.RETRY, outcome, now, at=at, error=error)
-            else:
-                log.error(
-                    "job %r failed after %d attempt(s): %s\n%s",
-                    job.job_id,
-                    job.attempts,
-                    error,
-                    where(e),
-                )
-                self._finish(claim, OpKind.REMOVE, outcome, now, error=error)
+            verdict = after_attempt(
+                running, raised=e, now=self.clock.now(), retry_delay=handler.retry_delay
+            )
+            self._explain(claim, verdict, attempt, e)
         else:
-            if result is False:
-                self._finish(claim, OpKind.KEEP, Outcome.KEPT, now)
-            else:
-                self._finish(claim, OpKind.REMOVE, Outcome.SUCCEEDED, now)
+            verdict = after_attempt(running, returned=result, now=self.clock.now())
+        elapsed = time.monotonic() - began
+        with self._lock:
+            self._handler_seconds += elapsed
+            self._handler_runs += 1
+        self._finish(claim, verdict, now, attempt)
 
-    def _finish(
+    def _explain(
         self,
         claim: Claim,
-        kind: OpKind,
-        outcome: Outcome,
-        now: datetime,
-        *,
-        at: datetime | None = None,
-        error: str | None = None,
+        verdict: Verdict,
+        attempt: int | None = None,
+        error: BaseException | None = None,
     ) -> None:
+        """Log what the verdict means for the job, at the level it deserves."""
+        job = claim.job
+        outcome = verdict.outcome
+        trace = f"\n{where(error)}" if error is not None else ""
+        if outcome is Outcome.FAILED:
+            log.error(
+                "job %r failed after %d attempt(s): %s%s",
+                job.job_id,
+                attempt or job.attempts,
+                verdict.error,
+                trace,
+            )
+        elif outcome is Outcome.RETRIED:
+            assert verdict.at is not None
+            log.warning(
+                "job %r attempt %d/%d failed, retry at %s: %s%s",
+                job.job_id,
+                attempt,
+                job.max_attempts,
+                verdict.at.isoformat(),
+                verdict.error,
+                trace,
+            )
+        elif outcome is Outcome.DEFERRED:
+            log.warning("job %r: %s", job.job_id, verdict.error)
+        elif outcome is Outcome.RELEASED and self.stop.is_set():
+            log.info("job %r: given back unstarted: the pass is stopping", job.job_id)
+        elif outcome is Outcome.RELEASED:
+            log.warning(
+                "job %r: given back unstarted: its claim may run out before its handler could "
+                "start safely (the heartbeat could not renew it in time)",
+                job.job_id,
+            )
+
+    def _finish(self, claim: Claim, verdict: Verdict, now: datetime, attempts: int) -> None:
         # Remembered before the write that frees the job, so no other claim of this pass runs it.
-        self._kept.add(claim.job.job_id)
+        with self._lock:
+            self._taken_present.add(claim.job.job_id)
+        self.outbox.put(
+            Op(verdict.kind, claim, at=verdict.at, attempts=attempts, error=verdict.error)
+        )
+        self._record(claim, verdict.outcome, now, attempts, verdict.error)
 
-        def sent(applied: bool) -> None:
-            if applied and kind is OpKind.REMOVE:
-                self._kept.discard(claim.job.job_id)
-            if not applied and kind is not OpKind.KEEP:
-                log.info(
-                    "job %r was rescheduled, updated, removed, or taken over by another runner "
-                    "(its claim ran out) while it ran: the newer state wins and its %s outcome "
-                    "was not written",
-                    claim.job.job_id,
-                    outcome.value,
-                )
-            self._drop(claim)  # the heartbeat keeps the claim until the outcome is written
-
-        self.outbox.put(Op(kind, claim, at=at, error=error), sent)
-        self._record(claim, outcome, now, claim.job.attempts, error)
+    def _sent(self, op: Op, applied: bool) -> None:
+        """The outbox wrote ``op``: ``applied`` False when a newer state won."""
+        if op.kind is OpKind.START:
+            return
+        job_id = op.claim.job.job_id
+        if applied and op.kind is OpKind.REMOVE:
+            with self._lock:
+                self._taken_present.discard(job_id)
+        if not applied and op.kind not in (OpKind.KEEP, OpKind.RELEASE):
+            log.info(
+                "job %r was rescheduled, updated, removed, or taken over by another runner "
+                "(its claim ran out) while it ran: the newer state wins and its %s was not "
+                "written",
+                job_id,
+                op.kind.value,
+            )
+        self.heartbeat.drop(op.claim)  # the heartbeat keeps the claim until the write is done
 
     def _record(
         self, claim: Claim, outcome: Outcome, now: datetime, attempt: int, error: str | None = None
     ) -> None:
         job = claim.job
-        result = JobResult(job.job_id, job.handler, attempt, outcome, now, error)
-        with self._report_lock:
-            self.report.record(result)
-        log.info("job %r (%s) attempt %d: %s", job.job_id, job.handler, attempt, outcome.value)
-
-    def _drop(self, claim: Claim) -> None:
-        if self.heartbeat:
-            self.heartbeat.drop(claim)
+        with self._lock:
+            if self.report.keep_results:
+                self.report.record(JobResult(job.job_id, job.handler, attempt, outcome, now, error))
+            else:
+                self.report.count(outcome)
+        if log.isEnabledFor(logging.INFO):
+            log.info("job %r (%s) attempt %d: %s", job.job_id, job.handler, attempt, outcome.value)
 
 
 def where(exc: BaseException) -> str:
@@ -334,26 +388,3 @@ def where(exc: BaseException) -> str:
     which the log line gives already cut."""
     frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
     return f"Traceback (most recent call last):\n{frames}"
-
-
-class _InlinePool:
-    """Runs submitted work at once in the calling thread (deterministic, for fake clocks)."""
-
-    def submit(self, fn: Callable[..., None], *args: object) -> Future[None]:
-        future: Future[None] = Future()
-        try:
-            fn(*args)
-        except BaseException as e:
-            future.set_exception(e)
-        else:
-            future.set_result(None)
-        return future
-
-    def shutdown(self, wait: bool = True) -> None:
-        pass
-
-
-def _pool(concurrency: int, *, inline: bool) -> ThreadPoolExecutor | _InlinePool:
-    if inline:
-        return _InlinePool()
-    return ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jobsched-handler")

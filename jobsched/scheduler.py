@@ -14,7 +14,7 @@ from jobsched.clock import Clock, RealClock
 from jobsched.errors import InvalidJobError, JobExistsError, UsageError
 from jobsched.handlers import Registry
 from jobsched.handlers import registry as default_registry
-from jobsched.model import Job, JobSpec, JSONValue, Mode, RunReport
+from jobsched.model import Job, JobSpec, JSONValue, Mode, NewJob, RunReport
 from jobsched.runner import Pass, PassOptions
 from jobsched.store import Store, open_store
 
@@ -114,7 +114,7 @@ class Scheduler:
         """
         mode = _check_mode(mode)
         now = self.now()
-        news: list[rules.NewJob] = []
+        news: list[NewJob] = []
         for index, item in enumerate(jobs):
             try:
                 news.append(self._validate(JobSpec.of(item), now))
@@ -141,7 +141,7 @@ class Scheduler:
         [(stored, _)] = self.store.schedule([new], Mode.NEW, conn=conn)
         return stored
 
-    def _validate(self, spec: JobSpec, now: datetime) -> rules.NewJob:
+    def _validate(self, spec: JobSpec, now: datetime) -> NewJob:
         return rules.new_job(
             spec.job_id,
             spec.start,
@@ -177,7 +177,7 @@ class Scheduler:
         """
         job_id = rules.check_name(job_id, "job_id")
 
-        def checked(current: Job | None) -> tuple[rules.NewJob | None, T]:
+        def checked(current: Job | None) -> tuple[NewJob | None, T]:
             new, value = fn(current)
             if new is None:
                 return None, value

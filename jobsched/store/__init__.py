@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from jobsched.errors import UsageError
-from jobsched.store.base import Claim, Cursor, Op, OpKind, Store
+from jobsched.store.base import Claim, ClaimRequest, Cursor, Op, Store
 
-__all__ = ["Claim", "Cursor", "Op", "OpKind", "Store", "open_store"]
+__all__ = ["Claim", "ClaimRequest", "Cursor", "Op", "Store", "open_store"]
 
 MEMORY_URL = "memory://"
 

@@ -8,16 +8,14 @@ that runner's claim token and the version it last wrote, so a newer state always
 from __future__ import annotations
 
 import abc
-import enum
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import DatabaseError, UsageError
-from jobsched.model import Job, Mode
-from jobsched.rules import NewJob
+from jobsched.model import Job, Mode, NewJob, OpKind
 
 T = TypeVar("T")
 
@@ -39,38 +37,53 @@ def new_token() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A job a runner holds: its state at the claim, the version it wrote and its token."""
+    """A job a runner holds: its state at the claim, the version it wrote, its token and lease."""
 
     job: Job
     version: int
     token: str
     lease: timedelta
-    #: Set when this claim took over an attempt whose runner vanished: that runner's name.
-    lost_runner: str | None = None
-
-    def advanced(self, job: Job | None = None) -> Claim:
-        """The claim after one more fenced write (which bumps the version)."""
-        return replace(self, job=job or self.job, version=self.version + 1, lost_runner=None)
-
-
-class OpKind(enum.Enum):
-    START = "start"  # attempts + 1, started_at = now: the handler is about to run
-    REMOVE = "remove"  # delete the job (succeeded, failed, expired)
-    RETRY = "retry"  # new start and last_error; claim and started mark cleared (retried, deferred)
-    KEEP = "keep"  # claim and started mark cleared, job as it is (kept); by token only
-    # Claim cleared, job exactly as it is (given back unstarted); by token only. A lost attempt
-    # stays marked started, so the next runner still sees it lost.
-    RELEASE = "release"
+    #: ``claimed_until`` as the claim wrote it.
+    until: datetime
+    #: The runner whose claim on this job ran out before it wrote an outcome (None: the job was
+    #: free). Such a job may have run, or be running still on a paused runner: a *suspect*.
+    taken_from: str | None = None
+    #: True when that runner had marked its attempt started: the attempt is lost (counted, and
+    #: ``job.last_error`` says so). The job stays marked started until an op of this claim ends
+    #: or replaces the attempt.
+    lost: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One fenced write to a claimed job."""
+    """One write to a claimed job. Every time it needs travels in it."""
 
     kind: OpKind
     claim: Claim
-    at: datetime | None = None  # START: when it started; RETRY: the new start
+    at: datetime | None = None  # START: when the handler started; RETRY: the new start
+    attempts: int | None = None  # START, RETRY, KEEP: the job's attempts after this write
     error: str | None = None  # RETRY: the new last_error
+    until: datetime | None = None  # START: the renewed end of the claim, if any
+
+
+#: Formats the ``last_error`` of an attempt whose runner vanished: ``(last_error, attempts,
+#: runner, claim_ran_out)`` -> text (``rules.lost_attempt_error``).
+LostError = Callable[[str | None, int, str | None, datetime | None], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """What a runner asks of ``Store.claim``."""
+
+    now: datetime
+    limit: int
+    runner: str
+    lease_for: Callable[[str], timedelta]
+    lost_error: LostError
+    #: Only jobs strictly after this (start, id) in the pass's order.
+    after: Cursor | None = None
+    #: Only jobs of these handlers (None: every job).
+    handlers: tuple[str, ...] | None = None
 
 
 class Store(abc.ABC):
@@ -139,34 +152,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def claim(
-        self,
-        now: datetime,
-        *,
-        limit: int,
-        after: Cursor | None,
-        runner: str,
-        lease_for: Callable[[str], timedelta],
-        handlers: Sequence[str] | None = None,
-    ) -> list[Claim]:
-        """Take up to ``limit`` due jobs no live claim holds, oldest first, after ``after``
-        (only jobs of ``handlers``, if given).
+        self, request: ClaimRequest, ops: Sequence[Op] = ()
+    ) -> tuple[list[Claim], list[bool]]:
+        """Apply ``ops`` (as ``apply``), then take up to ``request.limit`` due jobs that no live
+        claim holds, oldest first: all in one transaction. Returns the claims and ``ops``' results.
 
-        A taken-over claim whose handler had started records the lost attempt in the same
-        transaction (``last_error`` names the lost runner) and sets ``Claim.lost_runner``; the
-        job stays marked started until an op of the new claim ends or replaces the attempt.
+        Taking over a claim that ran out sets ``Claim.taken_from``; if its attempt had been
+        marked started, the claim also records the lost attempt (``request.lost_error``) and
+        sets ``Claim.lost``.
         """
 
     @abc.abstractmethod
-    def apply(self, now: datetime, ops: Sequence[Op]) -> list[bool]:
-        """Apply fenced writes in one transaction; False where a newer state won.
+    def apply(self, ops: Sequence[Op]) -> list[bool]:
+        """Apply writes to claimed jobs in one transaction; False where a newer state won
+        (the job was rescheduled, updated, removed or taken over meanwhile).
 
         Where a fenced write does not apply, the claim is still released if the row carries it.
-        Fenced: START, REMOVE, RETRY; by token only: KEEP, RELEASE.
         """
 
     @abc.abstractmethod
-    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:
-        """Extend ``claimed_until`` of jobs still held by these claims; returns how many."""
+    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> set[str]:
+        """Extend ``claimed_until`` of jobs still held by these claims (same token); returns the
+        ids of the jobs whose claims it extended."""
+
+    #: True when writes are worth batching (a database round trip each); False when they cost
+    #: nothing (memory), so the runner writes each one at once.
+    batches_writes = True
 
     @abc.abstractmethod
     def next_due(self) -> datetime | None:

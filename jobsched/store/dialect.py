@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from jobsched.errors import DatabaseError, UsageError
 from jobsched.schema import jobs
+
+T = TypeVar("T")
 
 #: How a failed statement should be treated.
 DUPLICATE = "duplicate"  # the id exists: a user-level conflict
@@ -69,6 +72,53 @@ class Dialect:
 
     def check_server(self, conn: sa.Connection) -> None:
         """Refuse servers jobsched cannot run on."""
+
+    # -- writes to many rows by id, for a runner's batches ----------------------------------------
+
+    def lock_ids(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """A read of rows by primary key that locks exactly those rows until commit."""
+        return query
+
+    def delete_ids(self, conn: sa.Connection, ids: Sequence[str]) -> int:
+        """Delete these rows (held by this transaction already); returns how many."""
+        deleted = 0
+        for chunk in chunks(ids):
+            deleted += conn.execute(jobs.delete().where(jobs.c.job_id.in_(chunk))).rowcount
+        return deleted
+
+    def update_ids(
+        self,
+        conn: sa.Connection,
+        ids: Sequence[str],
+        values: Mapping[str, Any],
+        *,
+        token: str | None = None,
+    ) -> int:
+        """Set ``values`` (``BUMP`` for version + 1) in these rows (only those carrying claim
+        ``token``, if given); returns how many rows it changed."""
+        changed = 0
+        set_ = _resolved(values)
+        for chunk in chunks(ids):
+            where = jobs.c.job_id.in_(chunk)
+            if token is not None:
+                where = where & (jobs.c.claim_token == token)
+            changed += conn.execute(jobs.update().where(where).values(set_)).rowcount
+        return changed
+
+    def update_each(
+        self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]], common: Mapping[str, Any]
+    ) -> None:
+        """Set each row's own values (a dict of ``job_id`` and columns, the same columns in
+        every dict) and ``common`` in every row (held by this transaction already)."""
+        if not rows:
+            return
+        columns = [name for name in rows[0] if name != "job_id"]
+        statement = (
+            jobs.update()
+            .where(jobs.c.job_id == sa.bindparam("b_job_id"))
+            .values({name: sa.bindparam(f"b_{name}") for name in columns} | _resolved(common))
+        )
+        conn.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
 
     #: Rows and bytes per multi-row statement when writing many jobs.
     batch_rows = 500
@@ -204,6 +254,59 @@ class MysqlDialect(Dialect):
             release = ", ".join(f"RELEASE_LOCK(:n{i})" for i in range(len(names)))
             conn.execute(sa.text(f"SELECT {release}"), params)
 
+    def lock_ids(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # By primary key, whatever the planner thinks of a short table: a scan would wait on
+        # rows other runners hold.
+        hint = "FORCE INDEX (PRIMARY)"
+        return (
+            query.with_hint(jobs, hint, dialect_name="mysql")
+            .with_hint(jobs, hint, dialect_name="mariadb")
+            .with_for_update()
+        )
+
+    def delete_ids(self, conn: sa.Connection, ids: Sequence[str]) -> int:
+        # ``DELETE ... WHERE job_id IN (...)`` is planned as a full scan when the list is long
+        # next to the table (index hints do not change that), and a scan waits on rows other
+        # runners hold: two runners deadlock. Joined from the list of ids, each row is found by
+        # its primary key (eq_ref), whatever the sizes.
+        deleted = 0
+        for chunk in chunks(ids):
+            ids_table = " UNION ALL ".join(["SELECT %s AS job_id"] * len(chunk))
+            deleted += conn.exec_driver_sql(
+                f"DELETE j FROM ({ids_table}) AS d STRAIGHT_JOIN jobs AS j ON j.job_id = d.job_id",
+                tuple(_mysql_param("job_id", job_id) for job_id in chunk),
+            ).rowcount
+        return deleted
+
+    def update_each(
+        self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]], common: Mapping[str, Any]
+    ) -> None:
+        # PyMySQL sends an UPDATE per row (a round trip each); one UPDATE joined from a table of
+        # the rows' values finds each row by primary key and sets its own values.
+        if not rows:
+            return
+        columns = [name for name in rows[0] if name != "job_id"]
+        first = ", ".join(["%s AS job_id"] + [f"%s AS {name}" for name in columns])
+        rest = ", ".join(["%s"] * (1 + len(columns)))
+        sets = [f"j.{name} = d.{name}" for name in columns]
+        params_common: list[Any] = []
+        for name, value in common.items():
+            if value is BUMP:
+                sets.append(f"j.{name} = j.{name} + 1")
+            else:
+                sets.append(f"j.{name} = %s")
+                params_common.append(_mysql_param(name, value))
+        for chunk in chunks(rows):
+            values_table = " UNION ALL ".join(
+                [f"SELECT {first}"] + [f"SELECT {rest}"] * (len(chunk) - 1)
+            )
+            params = [_mysql_param(k, row[k]) for row in chunk for k in ("job_id", *columns)]
+            conn.exec_driver_sql(
+                f"UPDATE ({values_table}) AS d STRAIGHT_JOIN jobs AS j ON j.job_id = d.job_id "
+                f"SET {', '.join(sets)}",
+                tuple(params + params_common),
+            )
+
     def check_server(self, conn: sa.Connection) -> None:
         version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
         if not supports_skip_locked(version):
@@ -211,6 +314,35 @@ class MysqlDialect(Dialect):
                 f"jobsched needs MySQL 8.0+ or MariaDB 10.6+ (for SKIP LOCKED); "
                 f"this server is {version}"
             )
+
+
+#: Marker in the values of ``update_ids`` and ``update_each``: the column plus one.
+BUMP: Any = object()
+#: Rows per statement of the batch writes (bound parameters and statement size stay modest).
+CHUNK = 500
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _resolved(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (jobs.c[k] + 1 if v is BUMP else v) for k, v in values.items()}
+
+
+#: Columns stored as the UTF-8 bytes of their text (``schema.ExactString``).
+_BYTES_COLUMNS = frozenset({"job_id", "handler"})
+
+
+def _mysql_param(column: str, value: Any) -> Any:
+    """A value for ``column`` as the driver should get it in SQL that jobsched writes by hand
+    (not through the table's column types): ids as their UTF-8 bytes, times as naive UTC."""
+    if column in _BYTES_COLUMNS and isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def supports_skip_locked(version: str) -> bool:

@@ -17,13 +17,19 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from jobsched.errors import JobExistsError, UsageError
-from jobsched.model import Job, Mode
-from jobsched.rules import NewJob, lost_attempt_error, parse_payload
-from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
+from jobsched.model import Job, Mode, NewJob, OpKind, parse_payload
+from jobsched.store.base import (
+    Claim,
+    ClaimRequest,
+    Op,
+    Store,
+    new_token,
+    new_version,
+)
 
 T = TypeVar("T")
 
@@ -210,21 +216,19 @@ class MemoryStore(Store):
 
     # -- running --------------------------------------------------------------------------------
 
+    #: Writes cost nothing here: the runner makes each one at once.
+    batches_writes = False
+
     def claim(
-        self,
-        now: datetime,
-        *,
-        limit: int,
-        after: Cursor | None,
-        runner: str,
-        lease_for: Callable[[str], timedelta],
-        handlers: Sequence[str] | None = None,
-    ) -> list[Claim]:
-        now = now.astimezone(UTC)
-        served = None if handlers is None else frozenset(handlers)
+        self, request: ClaimRequest, ops: Sequence[Op] = ()
+    ) -> tuple[list[Claim], list[bool]]:
+        now = request.now.astimezone(UTC)
+        after = request.after
+        served = None if request.handlers is None else frozenset(request.handlers)
         token = new_token()
         claims: list[Claim] = []
         with self._lock:
+            results = [self._apply_one(op) for op in ops]
             # Claims that ran out make their jobs claimable again, in start order.
             while (entry := self._top(self._held)) is not None and entry[0] <= now:
                 heapq.heappop(self._held)
@@ -234,7 +238,7 @@ class MemoryStore(Store):
                 heapq.heappush(self._waiting, (row.job.start, row.job.job_id, seq))
             passed: list[_Entry] = []  # live entries to put back: before the cursor or held
             try:
-                while len(claims) < limit:
+                while len(claims) < request.limit:
                     entry = self._top(self._waiting)
                     if entry is None or entry[0] > now:
                         break
@@ -247,49 +251,43 @@ class MemoryStore(Store):
                     ):
                         passed.append(entry)
                         continue
-                    claims.append(self._take(row, now, token, runner, lease_for))
+                    claims.append(self._take(row, now, token, request))
             finally:
                 for entry in passed:
                     heapq.heappush(self._waiting, entry)
-        return claims
+        return claims, results
 
-    def _take(
-        self,
-        row: _Row,
-        now: datetime,
-        token: str,
-        runner: str,
-        lease_for: Callable[[str], timedelta],
-    ) -> Claim:
+    def _take(self, row: _Row, now: datetime, token: str, request: ClaimRequest) -> Claim:
         job = _job(row)
-        lease = lease_for(job.handler)
-        lost_runner = None
-        if row.started_at is not None:
-            lost_runner = row.claimed_by or "an unknown runner"
-            error = lost_attempt_error(
-                row.job.last_error, job.attempts, lost_runner, row.claimed_until
+        lease = request.lease_for(job.handler)
+        taken_from = None
+        if row.claim_token is not None:
+            taken_from = row.claimed_by or "an unknown runner"
+        lost = row.started_at is not None
+        if lost:
+            error = request.lost_error(
+                row.job.last_error, job.attempts, row.claimed_by, row.claimed_until
             )
             row.job = replace(row.job, last_error=error)
             job = replace(job, last_error=error)
         row.claim_token = token
-        row.claimed_by = runner
+        row.claimed_by = request.runner
         row.claimed_until = now + lease
         row.version += 1
         self._index(row)
-        return Claim(job, row.version, token, lease, lost_runner)
+        return Claim(job, row.version, token, lease, now + lease, taken_from=taken_from, lost=lost)
 
-    def apply(self, now: datetime, ops: Sequence[Op]) -> list[bool]:
+    def apply(self, ops: Sequence[Op]) -> list[bool]:
         with self._lock:
             return [self._apply_one(op) for op in ops]
 
     def _apply_one(self, op: Op) -> bool:
         job_id = op.claim.job.job_id
         row = self._rows.get(job_id)
-        held = row is not None and row.claim_token == op.claim.token
-        if row is None or not held:
+        if row is None or row.claim_token != op.claim.token:
             return False
-        if op.kind in (OpKind.RELEASE, OpKind.KEEP):
-            self._release(row, attempt_ended=op.kind is OpKind.KEEP)
+        if op.kind is OpKind.RELEASE:
+            self._release(row, attempt_ended=False)
             return True
         if row.version != op.claim.version:
             # A newer state won (the job was rescheduled or updated meanwhile): let it go.
@@ -298,13 +296,22 @@ class MemoryStore(Store):
         if op.kind is OpKind.REMOVE:
             del self._rows[job_id]
         elif op.kind is OpKind.START:
-            assert op.at is not None
-            row.job = replace(row.job, attempts=row.job.attempts + 1)
+            assert op.at is not None and op.attempts is not None
+            row.job = replace(row.job, attempts=op.attempts)
             row.started_at = op.at.astimezone(UTC)
+            if op.until is not None:
+                row.claimed_until = op.until.astimezone(UTC)
+                self._index(row)
+        elif op.kind is OpKind.RETRY:
+            assert op.at is not None and op.attempts is not None
+            row.job = replace(
+                row.job, start=op.at.astimezone(UTC), last_error=op.error, attempts=op.attempts
+            )
             row.version += 1
-        else:
-            assert op.at is not None
-            row.job = replace(row.job, start=op.at.astimezone(UTC), last_error=op.error)
+            self._release(row, attempt_ended=True)
+        else:  # KEEP
+            assert op.attempts is not None
+            row.job = replace(row.job, attempts=op.attempts)
             row.version += 1
             self._release(row, attempt_ended=True)
         return True
@@ -313,15 +320,15 @@ class MemoryStore(Store):
         row.clear_claim(attempt_ended=attempt_ended)
         self._index(row)
 
-    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:
-        extended = 0
+    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> set[str]:
+        extended: set[str] = set()
         with self._lock:
             for claim, until in leases:
                 row = self._rows.get(claim.job.job_id)
                 if row is not None and row.claim_token == claim.token:
                     row.claimed_until = until.astimezone(UTC)
                     self._index(row)
-                    extended += 1
+                    extended.add(claim.job.job_id)
         return extended
 
     # -- reading --------------------------------------------------------------------------------

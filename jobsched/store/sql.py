@@ -7,23 +7,33 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError
-from jobsched.model import Job, Mode
-from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
+from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError, cut_text
+from jobsched.model import Job, Mode, NewJob, OpKind, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
-from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
+from jobsched.store.base import (
+    Claim,
+    ClaimRequest,
+    Cursor,
+    Op,
+    Store,
+    new_token,
+    new_version,
+)
 from jobsched.store.dialect import (
+    BUMP,
     BUSY,
     DISCONNECTED,
     DUPLICATE,
     EXCLUDED,
     UNREACHABLE,
+    chunks,
     dialect_for,
     family,
 )
@@ -211,7 +221,7 @@ class SqlStore(Store):
             UNREACHABLE: "cannot be reached",
         }.get(kind, "failed")
         return DatabaseError(
-            f"the database {self.describe()} {what}: {cut_error(cause, 500)}",
+            f"the database {self.describe()} {what}: {cut_text(cause, 500)}",
             retryable=kind in (BUSY, DISCONNECTED, UNREACHABLE),
         )
 
@@ -409,112 +419,177 @@ class SqlStore(Store):
     # -- running --------------------------------------------------------------------------------
 
     def claim(
-        self,
-        now: datetime,
-        *,
-        limit: int,
-        after: Cursor | None,
-        runner: str,
-        lease_for: Callable[[str], timedelta],
-        handlers: Sequence[str] | None = None,
-    ) -> list[Claim]:
+        self, request: ClaimRequest, ops: Sequence[Op] = ()
+    ) -> tuple[list[Claim], list[bool]]:
         query = sa.select(jobs).where(
-            c.start_time <= now, sa.or_(c.claimed_until.is_(None), c.claimed_until <= now)
+            c.start_time <= request.now,
+            sa.or_(c.claimed_until.is_(None), c.claimed_until <= request.now),
         )
-        if handlers is not None:
-            query = query.where(c.handler.in_(handlers))
-        if after is not None:
-            query = query.where(_after(after))
-        query = self.dialect.lock_for_claim(query.order_by(c.start_time, c.job_id).limit(limit))
-        token = new_token()
-        fence = c.job_id == sa.bindparam("b_id")
-        take = jobs.update().where(fence)
-        take = take.values(
-            claim_token=token,
-            claimed_by=runner,
-            claimed_until=sa.bindparam("b_until"),
-            version=c.version + 1,
+        if request.handlers is not None:
+            query = query.where(c.handler.in_(request.handlers))
+        if request.after is not None:
+            query = query.where(_after(request.after))
+        query = self.dialect.lock_for_claim(
+            query.order_by(c.start_time, c.job_id).limit(request.limit)
         )
-        take_lost = take.values(last_error=sa.bindparam("b_error"))
 
-        def work(conn: sa.Connection) -> list[Claim]:
-            claims: list[Claim] = []
-            plain: list[dict[str, Any]] = []
-            lost: list[dict[str, Any]] = []
-            for row in conn.execute(query).all():
-                job = _job(row)
-                lease = lease_for(job.handler)
-                params = {"b_id": job.job_id, "b_until": now + lease}
-                lost_runner = None
-                if row.started_at is not None:
-                    lost_runner = row.claimed_by or "an unknown runner"
-                    error = lost_attempt_error(
-                        row.last_error, job.attempts, lost_runner, row.claimed_until
-                    )
-                    params["b_error"] = error
-                    lost.append(params)
-                    job = _replace_error(job, error)
-                else:
-                    plain.append(params)
-                claims.append(Claim(job, row.version + 1, token, lease, lost_runner))
-            # One statement per row by primary key: an IN-list may be planned as a scan that
-            # waits on rows other runners hold (deadlock).
-            if plain:
-                conn.execute(take, plain)
-            if lost:
-                conn.execute(take_lost, lost)
-            return claims
+        def work(conn: sa.Connection) -> tuple[list[Claim], list[bool]]:
+            results = self._apply(conn, ops)
+            return self._take(conn, request, conn.execute(query).all()), results
 
         return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE)
 
-    def apply(self, now: datetime, ops: Sequence[Op]) -> list[bool]:
-        def work(conn: sa.Connection) -> list[bool]:
-            return [self._apply_one(conn, op) for op in ops]
-
-        return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE, reconnect=True)
-
-    def _apply_one(self, conn: sa.Connection, op: Op) -> bool:
-        held = (c.job_id == op.claim.job.job_id) & (c.claim_token == op.claim.token)
-        fenced = held & (c.version == op.claim.version)
-        if op.kind in (OpKind.RELEASE, OpKind.KEEP):
-            cleared = _CLAIM_CLEARED if op.kind is OpKind.RELEASE else _ATTEMPT_ENDED
-            return conn.execute(jobs.update().where(held).values(cleared)).rowcount > 0
-        if op.kind is OpKind.REMOVE:
-            statement: sa.Executable = jobs.delete().where(fenced)
-        elif op.kind is OpKind.START:
-            statement = (
-                jobs.update()
-                .where(fenced)
-                .values(attempts=c.attempts + 1, started_at=op.at, version=c.version + 1)
-            )
-        else:
-            statement = (
-                jobs.update()
-                .where(fenced)
-                .values(
-                    start_time=op.at, last_error=op.error, version=c.version + 1, **_ATTEMPT_ENDED
+    def _take(
+        self, conn: sa.Connection, request: ClaimRequest, rows: Sequence[sa.Row[Any]]
+    ) -> list[Claim]:
+        """Claim ``rows`` (locked by the claim query) for ``request.runner``."""
+        token = new_token()
+        claims: list[Claim] = []
+        free: dict[datetime, list[str]] = {}  # the claim's end: ids
+        lost: list[dict[str, Any]] = []
+        for row in rows:
+            job = _job(row)
+            lease = request.lease_for(job.handler)
+            until = request.now + lease
+            taken_from = None
+            if row.claim_token is not None:
+                taken_from = row.claimed_by or "an unknown runner"
+            if row.started_at is not None:
+                error = request.lost_error(
+                    row.last_error, job.attempts, row.claimed_by, row.claimed_until
+                )
+                lost.append({"job_id": job.job_id, "last_error": error, "claimed_until": until})
+                job = replace(job, last_error=error)
+            else:
+                free.setdefault(until, []).append(job.job_id)
+            claims.append(
+                Claim(
+                    job,
+                    row.version + 1,
+                    token,
+                    lease,
+                    until,
+                    taken_from=taken_from,
+                    lost=row.started_at is not None,
                 )
             )
-        if conn.execute(statement).rowcount > 0:
-            return True
-        # A newer state won (the job was rescheduled, updated or removed meanwhile): let it go.
-        conn.execute(jobs.update().where(held).values(_CLAIM_CLEARED))
-        return False
+        held = {"claim_token": token, "claimed_by": request.runner, "version": BUMP}
+        for until, ids in free.items():
+            self.dialect.update_ids(conn, ids, held | {"claimed_until": until})
+        self.dialect.update_each(conn, lost, held)
+        return claims
 
-    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> int:
-        extend = (
-            jobs.update()
-            .where((c.job_id == sa.bindparam("b_id")) & (c.claim_token == sa.bindparam("b_tok")))
-            .values(claimed_until=sa.bindparam("b_until"))
+    def apply(self, ops: Sequence[Op]) -> list[bool]:
+        if not ops:
+            return []
+        return self.transaction(
+            lambda conn: self._apply(conn, ops),
+            write=True,
+            patience=BOOKKEEPING_PATIENCE,
+            reconnect=True,
         )
 
-        def work(conn: sa.Connection) -> int:
-            return sum(
-                conn.execute(
-                    extend, {"b_id": cl.job.job_id, "b_tok": cl.token, "b_until": until}
-                ).rowcount
-                for cl, until in leases
+    def _apply(self, conn: sa.Connection, ops: Sequence[Op]) -> list[bool]:
+        """Apply ``ops`` in this transaction, a few statements for the lot."""
+        results: list[bool] = []
+        for batch in _rounds(ops):
+            results.extend(self._apply_round(conn, batch))
+        return results
+
+    def _apply_round(self, conn: sa.Connection, ops: Sequence[Op]) -> list[bool]:
+        """Apply ops on distinct jobs: read and lock their rows, decide in Python which ops
+        still hold (token, and version where fenced), then write each kind in one go."""
+        ids = [op.claim.job.job_id for op in ops]
+        held: dict[str, tuple[str | None, int]] = {}
+        for chunk in chunks(ids):
+            query = self.dialect.lock_ids(
+                sa.select(c.job_id, c.claim_token, c.version).where(c.job_id.in_(chunk))
             )
+            held.update((r.job_id, (r.claim_token, r.version)) for r in conn.execute(query))
+        results: list[bool] = []
+        writes: dict[OpKind, list[Op]] = {}
+        cleared: list[str] = []  # claims to give up: released, or outrun by a newer state
+        for op in ops:
+            row = held.get(op.claim.job.job_id)
+            holds = row is not None and row[0] == op.claim.token
+            if op.kind is OpKind.RELEASE:
+                applied = holds
+            else:
+                applied = holds and row is not None and row[1] == op.claim.version
+                if applied:
+                    writes.setdefault(op.kind, []).append(op)
+            if holds and not (applied and op.kind is not OpKind.RELEASE):
+                cleared.append(op.claim.job.job_id)
+            results.append(applied)
+        d = self.dialect
+        d.update_ids(conn, cleared, _CLAIM_CLEARED)
+        d.delete_ids(conn, [op.claim.job.job_id for op in writes.get(OpKind.REMOVE, ())])
+        ended = {**_ATTEMPT_ENDED, "version": BUMP}
+        d.update_each(
+            conn,
+            [
+                {
+                    "job_id": op.claim.job.job_id,
+                    "start_time": op.at,
+                    "last_error": op.error,
+                    "attempts": op.attempts,
+                }
+                for op in writes.get(OpKind.RETRY, ())
+            ],
+            ended,
+        )
+        d.update_each(
+            conn,
+            [
+                {"job_id": op.claim.job.job_id, "attempts": op.attempts}
+                for op in writes.get(OpKind.KEEP, ())
+            ],
+            ended,
+        )
+        starts = writes.get(OpKind.START, ())
+        d.update_each(
+            conn,
+            [
+                {"job_id": op.claim.job.job_id, "attempts": op.attempts, "started_at": op.at}
+                for op in starts
+                if op.until is None
+            ],
+            {},
+        )
+        d.update_each(
+            conn,
+            [
+                {
+                    "job_id": op.claim.job.job_id,
+                    "attempts": op.attempts,
+                    "started_at": op.at,
+                    "claimed_until": op.until,
+                }
+                for op in starts
+                if op.until is not None
+            ],
+            {},
+        )
+        return results
+
+    def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> set[str]:
+        groups: dict[tuple[str, datetime], list[str]] = {}
+        for claim, until in leases:
+            groups.setdefault((claim.token, until), []).append(claim.job.job_id)
+
+        def work(conn: sa.Connection) -> set[str]:
+            extended: set[str] = set()
+            for (token, until), ids in groups.items():
+                values = {"claimed_until": until}
+                if self.dialect.update_ids(conn, ids, values, token=token) == len(ids):
+                    extended.update(ids)
+                    continue
+                for chunk in chunks(ids):
+                    query = sa.select(c.job_id).where(
+                        c.job_id.in_(chunk), c.claim_token == token, c.claimed_until == until
+                    )
+                    extended.update(conn.execute(query).scalars())
+            return extended
 
         return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE, reconnect=True)
 
@@ -567,6 +642,19 @@ class SqlStore(Store):
         return self.transaction(work, write=False)
 
 
+def _rounds(ops: Sequence[Op]) -> Iterator[Sequence[Op]]:
+    """``ops`` in order, cut where a job comes up again (each round writes a job once)."""
+    start = 0
+    seen: set[str] = set()
+    for i, op in enumerate(ops):
+        if op.claim.job.job_id in seen:
+            yield ops[start:i]
+            start, seen = i, set()
+        seen.add(op.claim.job.job_id)
+    if start < len(ops):
+        yield ops[start:]
+
+
 def _after(cursor: Cursor) -> sa.ColumnElement[bool]:
     """Rows strictly after ``cursor`` in (start, job_id) order."""
     start, job_id = cursor
@@ -611,12 +699,6 @@ def _job(row: Any) -> Job:
         created_at=row.created_at,
         last_error=row.last_error,
     )
-
-
-def _replace_error(job: Job, error: str) -> Job:
-    from dataclasses import replace
-
-    return replace(job, last_error=error)
 
 
 def default_url() -> str:

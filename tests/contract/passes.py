@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from jobsched import RunReport, Scheduler
+
+#: How long a running job may take to show as started (50 ms promised; slack for a loaded CI).
+START_VISIBLE_WITHIN = 2.0
+
+
+def wait_until_started(scheduler: Scheduler, job_id: str, attempt: int = 1) -> None:
+    """Wait until the store shows ``job_id``'s attempt ``attempt`` started (its attempts
+    counted): a pass writes a running job's start mark with its next batch of writes."""
+    deadline = time.monotonic() + START_VISIBLE_WITHIN
+    while True:
+        job = scheduler.get_job(job_id)
+        if job is not None and job.attempts >= attempt:
+            return
+        assert time.monotonic() < deadline, f"{job_id!r} never showed attempt {attempt} started"
+        time.sleep(0.002)
 
 
 class PassInThread:

@@ -12,10 +12,12 @@ import threading
 from datetime import timedelta
 
 import pytest
+import storeops
 
-from contract.passes import PassInThread
+from contract.passes import PassInThread, wait_until_started
 from jobsched import FakeClock, Job, Mode, Outcome, RunReport, Scheduler
-from jobsched.store.base import Claim, Op, OpKind
+from jobsched.model import OpKind
+from jobsched.store.base import Claim, Op
 
 
 class Blocking:
@@ -40,10 +42,12 @@ class Blocking:
 def while_running(
     scheduler: Scheduler, handler: Blocking, change: object, job_id: str = "a"
 ) -> RunReport:
-    """Run a pass; once ``handler`` has started, call ``change()``; then let the handler end."""
+    """Run a pass; once ``handler`` has started (and its start is written), call ``change()``;
+    then let the handler end."""
     run = PassInThread(scheduler)
     try:
         assert handler.started.wait(30), "the handler never started"
+        wait_until_started(scheduler, job_id)
         change()  # type: ignore[operator]
     finally:
         handler.release.set()
@@ -240,9 +244,7 @@ def test_a_claim_that_ran_out_at_max_attempts_fails_without_running_again(
 
 def claim_as(scheduler: Scheduler, clock: FakeClock, runner: str) -> Claim:
     """Claim job "a" as ``runner`` would, with one-minute claims."""
-    [claim] = scheduler.store.claim(
-        clock.now(), limit=10, after=None, runner=runner, lease_for=lambda h: timedelta(minutes=1)
-    )
+    [claim] = storeops.claim(scheduler.store, clock.now(), runner=runner)
     return claim
 
 
@@ -253,7 +255,7 @@ def last_attempt_lost_by_a_dead_runner(scheduler: Scheduler, clock: FakeClock) -
     scheduler.registry.register("h", calls.append, timeout=timedelta(minutes=1))
     scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1)
     first = claim_as(scheduler, clock, "dead-1:1")
-    assert scheduler.store.apply(clock.now(), [Op(OpKind.START, first, at=clock.now())]) == [True]
+    assert scheduler.store.apply([storeops.start(first, clock.now())]) == [True]
     clock.advance(timedelta(minutes=2))
     return calls
 
@@ -266,7 +268,7 @@ def test_a_job_whose_last_attempt_was_lost_fails_even_if_the_runner_that_took_it
     # fail the job, not start an attempt past max_attempts.
     calls = last_attempt_lost_by_a_dead_runner(scheduler, clock)
     second = claim_as(scheduler, clock, "dead-2:2")
-    assert second.lost_runner == "dead-1:1"
+    assert second.lost and second.taken_from == "dead-1:1"
     clock.advance(timedelta(minutes=2))
 
     report = scheduler.run_due_jobs()
@@ -283,7 +285,7 @@ def test_a_job_whose_last_attempt_was_lost_fails_even_after_a_runner_gave_it_bac
     # As above, but runner 2 gave the job back unstarted (a SIGTERM before it got to it).
     calls = last_attempt_lost_by_a_dead_runner(scheduler, clock)
     second = claim_as(scheduler, clock, "stopped-2:2")
-    assert scheduler.store.apply(clock.now(), [Op(OpKind.RELEASE, second)]) == [True]
+    assert scheduler.store.apply([Op(OpKind.RELEASE, second)]) == [True]
 
     report = scheduler.run_due_jobs()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import jobsched
+from contract.passes import wait_until_started
 from jobsched import FakeClock, InvalidJobError, Job, Outcome, RunReport, Scheduler
 from jobsched.handlers import DEFAULT_TIMEOUT, Registry
 from jobsched.handlers import registry as global_registry
@@ -86,6 +87,7 @@ def second_pass_while_first_runs(
     first_pass.start()
     try:
         assert started.wait(30)
+        wait_until_started(scheduler, "a")
         clock.advance(after)
         second = scheduler.run_due_jobs()
     finally:

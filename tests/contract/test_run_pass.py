@@ -540,7 +540,7 @@ def test_a_running_handler_does_not_block_schedule_job_or_get_job(
     assert scheduler.job_exists("other")
 
 
-def test_a_pass_judges_a_batch_at_the_time_it_read_for_it(
+def test_expiry_is_judged_when_a_job_would_start_not_when_its_batch_was_claimed(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     def slow(job: Job) -> None:
@@ -553,5 +553,41 @@ def test_a_pass_judges_a_batch_at_the_time_it_read_for_it(
     scheduler.schedule_job("1-slow", timedelta(minutes=-1), "slow")
     scheduler.schedule_job("2-expires-in-1h", timedelta(0), "h", expiry=timedelta(hours=1))
     report = scheduler.run_due_jobs()
-    assert ran == ["2-expires-in-1h"]
-    assert [r.at for r in report.results] == [start, start]
+    assert ran == []  # claimed in the same batch, but its expiry had passed when it would start
+    assert outcomes(report) == {"1-slow": Outcome.SUCCEEDED, "2-expires-in-1h": Outcome.EXPIRED}
+    assert [r.at for r in report.results] == [start, start + timedelta(hours=2)]
+    assert not scheduler.job_exists("2-expires-in-1h")
+
+
+def test_a_failed_attempt_is_retried_one_hour_after_it_failed_not_after_its_claim(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    def slow_failure(job: Job) -> None:
+        clock.advance(timedelta(minutes=10))
+        raise ValueError("after ten minutes")
+
+    scheduler.registry.register("h", slow_failure)
+    scheduler.schedule_job("a", timedelta(0), "h")
+    claimed = clock.now()
+    assert scheduler.run_due_jobs().retried == 1
+    job = scheduler.get_job("a")
+    assert job is not None and job.start == claimed + timedelta(minutes=10) + HOUR
+
+
+def test_a_handler_never_starts_on_a_claim_that_may_run_out_before_it_could(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    def slow(job: Job) -> None:
+        clock.advance(timedelta(minutes=3, seconds=30))  # past two thirds of the 5-minute claim
+
+    later = Calls()
+    scheduler.registry.register("slow", slow)
+    scheduler.registry.register("h", later)
+    scheduler.schedule_job("1-slow", timedelta(minutes=-1), "slow")
+    scheduler.schedule_job("2-later", timedelta(0), "h")
+    report = scheduler.run_due_jobs()
+    assert outcomes(report) == {"1-slow": Outcome.SUCCEEDED, "2-later": Outcome.RELEASED}
+    assert later.jobs == []
+    job = scheduler.get_job("2-later")
+    assert job is not None and job.attempts == 0  # given back: no attempt spent
+    assert outcomes(scheduler.run_due_jobs()) == {"2-later": Outcome.SUCCEEDED}

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import storeops
 
 from jobsched import FakeClock, Job, Mode, Scheduler
 from jobsched.handlers import Registry
@@ -81,11 +82,8 @@ def captured_claim_selects(scheduler: Scheduler, **claim_args: Any) -> list[tupl
 
     sa.event.listen(store.engine, "before_cursor_execute", capture)
     try:
-        store.claim(
-            scheduler.now(),
-            runner="explain-test",
-            lease_for=lambda name: timedelta(minutes=5),
-            **claim_args,
+        storeops.claim(
+            store, scheduler.now(), runner="explain-test", lease=timedelta(minutes=5), **claim_args
         )
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", capture)

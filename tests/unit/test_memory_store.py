@@ -9,20 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import storeops
 
 from jobsched import FakeClock, Job, Mode, RealClock, Scheduler
 from jobsched.errors import UsageError
 from jobsched.handlers import Registry
+from jobsched.model import OpKind
 from jobsched.rules import new_job
-from jobsched.store import Op, OpKind, Store, open_store
+from jobsched.store import Op, Store, open_store
 from jobsched.store.memory import MemoryStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-
-
-def lease(handler: str) -> timedelta:
-    return LEASE
 
 
 @pytest.fixture
@@ -99,7 +97,7 @@ def test_a_new_job_starts_at_a_random_version() -> None:
     for _ in range(5):
         store = MemoryStore()
         schedule(store, "a", T0)
-        [claim] = store.claim(T0, limit=1, after=None, runner="r", lease_for=lease)
+        [claim] = storeops.claim(store, T0, lease=LEASE, limit=1)
         versions.add(claim.version)
 
     assert len(versions) == 5
@@ -108,11 +106,11 @@ def test_a_new_job_starts_at_a_random_version() -> None:
 def test_a_recreated_job_does_not_match_an_old_claims_fence() -> None:
     store = MemoryStore()
     schedule(store, "a", T0)
-    [old] = store.claim(T0, limit=1, after=None, runner="r", lease_for=lease)
+    [old] = storeops.claim(store, T0, lease=LEASE, limit=1)
     store.remove("a")
     schedule(store, "a", T0)
 
-    assert store.apply(T0, [Op(OpKind.REMOVE, old)]) == [False]
+    assert store.apply([Op(OpKind.REMOVE, old)]) == [False]
     assert store.get("a") is not None
 
 
@@ -120,11 +118,11 @@ def test_the_lost_attempt_reads_as_on_sqlite(sqlite_url: str) -> None:
     errors = []
     for store in (MemoryStore(), open_store(sqlite_url)):
         schedule(store, "a", T0)
-        [claim] = store.claim(T0, limit=1, after=None, runner="host:1", lease_for=lease)
-        store.apply(T0, [Op(OpKind.START, claim, at=T0)])
+        [claim] = storeops.claim(store, T0, runner="host:1", lease=LEASE, limit=1)
+        store.apply([storeops.start(claim, T0)])
         later = T0 + LEASE
-        [taken] = store.claim(later, limit=1, after=None, runner="host:2", lease_for=lease)
-        errors.append((taken.lost_runner, taken.job.last_error, store.get("a").last_error))  # type: ignore[union-attr]
+        [taken] = storeops.claim(store, later, runner="host:2", lease=LEASE, limit=1)
+        errors.append((taken.taken_from, taken.job.last_error, store.get("a").last_error))  # type: ignore[union-attr]
         store.close()
 
     assert errors[0] == errors[1]
@@ -146,8 +144,8 @@ def test_claiming_and_next_due_do_not_scan_every_job() -> None:
         now = T0 + timedelta(minutes=i)
         schedule(store, f"due-{i}", now)
         assert store.next_due() == now
-        [claim] = store.claim(now, limit=25, after=None, runner="r", lease_for=lease)
-        store.apply(now, [Op(OpKind.REMOVE, claim)])
+        [claim] = storeops.claim(store, now, lease=LEASE, limit=25)
+        store.apply([Op(OpKind.REMOVE, claim)])
     elapsed = time.perf_counter() - began
 
     # A scan of 50,000 jobs per call would take minutes; the heaps take milliseconds.
@@ -166,12 +164,12 @@ def test_a_job_rescheduled_many_times_does_not_grow_the_index() -> None:
 def test_next_due_is_a_live_claims_end(memory: Scheduler) -> None:
     store = memory.store
     schedule(store, "a", T0)
-    store.claim(T0, limit=1, after=None, runner="r", lease_for=lease)
+    storeops.claim(store, T0, lease=LEASE, limit=1)
 
     assert store.next_due() == T0 + LEASE
-    assert store.claim(T0 + LEASE - timedelta(microseconds=1), limit=1, after=None,
-                       runner="r2", lease_for=lease) == []  # fmt: skip
-    assert len(store.claim(T0 + LEASE, limit=1, after=None, runner="r2", lease_for=lease)) == 1
+    before_its_end = T0 + LEASE - timedelta(microseconds=1)
+    assert storeops.claim(store, before_its_end, runner="r2", lease=LEASE, limit=1) == []
+    assert len(storeops.claim(store, T0 + LEASE, runner="r2", lease=LEASE, limit=1)) == 1
 
 
 def test_threads_claiming_together_take_each_job_once() -> None:
@@ -181,7 +179,7 @@ def test_threads_claiming_together_take_each_job_once() -> None:
     lock = threading.Lock()
 
     def runner(name: str) -> None:
-        while claims := store.claim(T0, limit=7, after=None, runner=name, lease_for=lease):
+        while claims := storeops.claim(store, T0, runner=name, lease=LEASE, limit=7):
             with lock:
                 taken.extend(c.job.job_id for c in claims)
 
