@@ -28,6 +28,7 @@ from jobsched.errors import (
     JobschedError,
     PermanentError,
     SchemaError,
+    UsageError,
 )
 from jobsched.handlers import handler
 from jobsched.model import (
@@ -75,6 +76,7 @@ __all__ = [
     "RunReport",
     "Scheduler",
     "SchemaError",
+    "UsageError",
     "add_job",
     "get_job",
     "get_scheduler",

@@ -507,3 +507,20 @@ def test_arguments_are_checked_before_the_database_is_touched(case: str) -> None
 @pytest.mark.parametrize("command", ["show", "remove"])
 def test_a_missing_job_exits_2(db: str, command: str) -> None:
     fails(run(command, "ghost", url=db), 2, "ghost")
+
+
+# -- python -m jobsched ---------------------------------------------------------------------------
+
+
+def test_python_m_jobsched_is_the_jobsched_command(db: str) -> None:
+    ok(run("schedule", "m1", "ok", "--at", FUTURE, url=db))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "jobsched", "--database-url", db, "show", "m1", "--json"],
+        capture_output=True, text=True, cwd=APPS, env=environ, timeout=120,
+    )  # fmt: skip
+    assert json.loads(ok(result))["job_id"] == "m1"
+    usage = subprocess.run(
+        [sys.executable, "-m", "jobsched", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert "Usage: jobsched" in ok(usage)

@@ -255,7 +255,7 @@ def test_only_migrate_creates_a_sqlite_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_an_installed_wheel_migrates_without_a_checkout(tmp_path: Path) -> None:
+def test_an_installed_wheel_migrates_without_a_checkout_and_is_typed(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(CHECKOUT)],
@@ -290,3 +290,23 @@ def test_an_installed_wheel_migrates_without_a_checkout(tmp_path: Path) -> None:
         conn.close()
     assert {"jobs", "jobsched_alembic_version"} <= tables
     assert not (elsewhere / "jobsched.db").exists()
+    # The wheel is typed (PEP 561): a user's mypy sees jobsched's types, not Any.
+    located = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import jobsched; print(jobsched.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        check=True,
+    )
+    installed = Path(located.stdout.strip()).parent
+    assert installed.is_relative_to(env_dir)
+    assert (installed / "py.typed").is_file()
+    # `python -m jobsched` is the jobsched command.
+    module = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-m", "jobsched", "--database-url", f"sqlite:///{db}",
+         "list", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+    )  # fmt: skip
+    assert (module.returncode, module.stdout.strip()) == (0, "[]"), module.stderr
