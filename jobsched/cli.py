@@ -60,8 +60,19 @@ class Context:
         if self._scheduler is None:
             if import_apps:
                 import_app_modules(self.apps)
-            self._scheduler = Scheduler(self.database_url)
-            set_scheduler(self._scheduler)
+            scheduler = Scheduler(self.database_url)
+            if not scheduler.store.persistent:
+                # As typed: these URLs carry no password, and describe() would escape it.
+                where = self.database_url or scheduler.store.describe()
+                scheduler.close()
+                raise UsageError(
+                    f"the database {where} is in memory (or temporary) and ends with this "
+                    "command, so whatever the command wrote would be lost; use a database file "
+                    "(sqlite:///jobsched.db) or a server (memory:// is for tests through the "
+                    "Python API)"
+                )
+            self._scheduler = scheduler
+            set_scheduler(scheduler)
         return self._scheduler
 
 

@@ -79,6 +79,11 @@ class Store(abc.ABC):
     #: True when separate ``run-due`` processes can share the jobs (a SQL database).
     shared = True
 
+    @property
+    def persistent(self) -> bool:
+        """False when the jobs live only as long as this process (memory://, in-memory SQLite)."""
+        return True
+
     @abc.abstractmethod
     def migrate(self) -> None:
         """Create or upgrade the schema (idempotent)."""

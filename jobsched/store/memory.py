@@ -87,6 +87,10 @@ class MemoryStore(Store):
     def describe(self) -> str:
         return "memory://"
 
+    @property
+    def persistent(self) -> bool:
+        return False
+
     def migrate(self) -> None:
         """Nothing to create: the in-memory store has no schema."""
 

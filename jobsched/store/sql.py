@@ -24,7 +24,9 @@ from jobsched.store.dialect import (
     DUPLICATE,
     EXCLUDED,
     UNREACHABLE,
+    checked_url,
     dialect_for,
+    sqlite_in_memory,
 )
 
 log = logging.getLogger("jobsched")
@@ -42,14 +44,13 @@ BOOKKEEPING_PATIENCE = 60.0
 
 def create_engine(url: sa.URL) -> sa.Engine:
     """An engine set up the way jobsched needs it for ``url`` (SQLite or MySQL/MariaDB)."""
+    url = checked_url(url)
     backend = url.get_backend_name()
     if backend == "sqlite":
         return sa.create_engine(
             url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
         )
     if backend in ("mysql", "mariadb"):
-        if url.get_driver_name() in ("", "mysqldb"):
-            url = url.set(drivername=f"{backend}+pymysql")
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
         return sa.create_engine(
@@ -76,6 +77,10 @@ class SqlStore(Store):
 
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def persistent(self) -> bool:
+        return not sqlite_in_memory(self.engine.url)
 
     def close(self) -> None:
         if self.owned:

@@ -504,6 +504,54 @@ def test_arguments_are_checked_before_the_database_is_touched(case: str) -> None
     fails(run(*args, url=UNREACHABLE_URL), 2, word)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memory://",
+        "memory:",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite+pysqlite:///:memory:",
+        "sqlite:///file::memory:?cache=shared&uri=true",
+        "sqlite:///file:jobs?mode=memory&uri=true",
+        "sqlite:///",
+    ],
+)
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["schedule", "x", "ok", "--in", "1h"], ["list"], ["run-due"]],
+    ids=lambda args: args[0],
+)
+def test_a_database_that_ends_with_the_command_exits_2(url: str, args: list[str]) -> None:
+    result = run("--app", "cli_app", *args, url=url)
+    fails(result, 2, url, "in memory", "lost", "sqlite:///jobsched.db")
+    assert result.stdout == ""
+
+
+def test_an_in_memory_database_from_the_environment_exits_2() -> None:
+    result = run("schedule", "x", "ok", "--in", "1h", env={"JOBSCHED_DATABASE_URL": "memory://"})
+    fails(result, 2, "memory://", "lost")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymsql://root@127.0.0.1/test",
+        "mysql+aiomysql://root@127.0.0.1/test",
+        "mysql+mysqldb://root@127.0.0.1/test",
+        "postgres://app@127.0.0.1/shop",
+        "postgresql://app@127.0.0.1/shop",
+    ],
+)
+@pytest.mark.parametrize("args", [["migrate"], ["list"], ["run-due"]], ids=lambda args: args[0])
+def test_an_unsupported_database_url_exits_2_naming_the_supported_ones(
+    url: str, args: list[str]
+) -> None:
+    line = fails(run(*args, url=url), 2, url.split("://")[0] + "://")
+    for supported in ("sqlite:///", "mysql+pymysql://", "mariadb+pymysql://"):
+        assert supported in line
+
+
 @pytest.mark.parametrize("command", ["show", "remove"])
 def test_a_missing_job_exits_2(db: str, command: str) -> None:
     fails(run(command, "ghost", url=db), 2, "ghost")
