@@ -30,8 +30,9 @@ from jobsched.errors import (
     SchemaError,
     UsageError,
 )
-from jobsched.model import Job, Mode
+from jobsched.model import Job, MigrateResult, Mode
 from jobsched.scheduler import Scheduler
+from jobsched.schema import SCHEMA_REVISION
 from jobsched.timeparse import parse_duration, parse_when
 
 log = logging.getLogger("jobsched")
@@ -220,8 +221,15 @@ def cli(ctx: click.Context, database_url: str | None, apps: tuple[str, ...], ver
 def migrate(obj: Context) -> None:
     """Create or upgrade the jobs table (safe to run again)."""
     scheduler = obj.scheduler(import_apps=False)
-    scheduler.migrate()
-    click.echo(f"jobsched: schema is current in {scheduler.store.describe()}")
+    result = scheduler.migrate()
+    where = scheduler.store.describe()
+    message = {
+        MigrateResult.CREATED: f"created the schema (revision {SCHEMA_REVISION}) in {where}",
+        MigrateResult.UPGRADED: f"upgraded the schema to revision {SCHEMA_REVISION} in {where}",
+        MigrateResult.CURRENT: f"schema is current (revision {SCHEMA_REVISION}) in {where}; "
+        "nothing to do",
+    }[result]
+    click.echo(f"jobsched: {message}")
 
 
 @cli.command("run-due")

@@ -41,6 +41,14 @@ class Outcome(enum.Enum):
     RELEASED = "released"  # claimed but given back unstarted (shutdown, time limit)
 
 
+class MigrateResult(enum.Enum):
+    """What ``migrate`` found and did."""
+
+    CREATED = "created"  # there was no jobsched schema: it was created
+    UPGRADED = "upgraded"  # the schema was at an older revision: it was brought up to date
+    CURRENT = "current"  # the schema was current already: nothing was done
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A scheduled job as stored. Times are aware UTC datetimes."""

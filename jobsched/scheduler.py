@@ -14,7 +14,7 @@ from jobsched.clock import Clock, RealClock
 from jobsched.errors import InvalidJobError, JobExistsError, UsageError
 from jobsched.handlers import Registry
 from jobsched.handlers import registry as default_registry
-from jobsched.model import Job, JobSpec, JSONValue, Mode, RunReport
+from jobsched.model import Job, JobSpec, JSONValue, MigrateResult, Mode, RunReport
 from jobsched.runner import Pass, PassOptions
 from jobsched.store import Store, open_store
 
@@ -70,9 +70,9 @@ class Scheduler:
 
     # -- schema ---------------------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest revision (idempotent)."""
-        self.store.migrate()
+    def migrate(self) -> MigrateResult:
+        """Create or upgrade the schema to the newest revision (idempotent); says which it did."""
+        return self.store.migrate()
 
     # -- writing jobs ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import DatabaseError
-from jobsched.model import Job, Mode
+from jobsched.model import Job, MigrateResult, Mode
 from jobsched.rules import NewJob
 
 T = TypeVar("T")
@@ -85,8 +85,8 @@ class Store(abc.ABC):
         return True
 
     @abc.abstractmethod
-    def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent)."""
+    def migrate(self) -> MigrateResult:
+        """Create or upgrade the schema (idempotent); says which it did."""
 
     @abc.abstractmethod
     def schedule(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import JobExistsError, UsageError
-from jobsched.model import Job, Mode
+from jobsched.model import Job, MigrateResult, Mode
 from jobsched.rules import NewJob, lost_attempt_error, parse_payload
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
 
@@ -91,8 +91,9 @@ class MemoryStore(Store):
     def persistent(self) -> bool:
         return False
 
-    def migrate(self) -> None:
-        """Nothing to create: the in-memory store has no schema."""
+    def migrate(self) -> MigrateResult:
+        """Nothing to create: the in-memory store has no schema, so it is always current."""
+        return MigrateResult.CURRENT
 
     # -- the index ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobsched.errors import DatabaseError, JobExistsError, SchemaError
-from jobsched.model import Job, Mode
+from jobsched.model import Job, MigrateResult, Mode
 from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
@@ -94,20 +94,42 @@ class SqlStore(Store):
             return None
         return Path(url.database)
 
-    def migrate(self) -> None:
-        from jobsched.store.migrations import upgrade
+    def _check_directory(self) -> None:
+        """A SQLite file's directory must exist: SQLite creates the file, never the directory."""
+        path = self._sqlite_path()
+        if path is None or path.exists():
+            return
+        directory = path.resolve().parent
+        if not directory.is_dir():
+            problem = "is not a directory" if directory.exists() else "does not exist"
+            raise DatabaseError(
+                f"the directory {directory} of the SQLite database {self.describe()} {problem}: "
+                "check the database URL, or create the directory first"
+            )
 
+    def _revision(self, conn: sa.Connection) -> str | None:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        return None if revision is None else str(revision)
+
+    def migrate(self) -> MigrateResult:
+        from jobsched.store.migrations import result_of, upgrade
+
+        self._check_directory()
         try:
             with self.engine.connect() as conn:
                 self.dialect.check_server(conn)
                 if self.dialect.name == "sqlite":
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                before = self._revision(conn)
                 conn.commit()
             upgrade(self.engine)
         except sa.exc.DBAPIError as e:
             raise self._translate(e) from e
         self._ready = False
         self.ensure_ready()
+        return result_of(before)
 
     def ensure_ready(self) -> None:
         """Check once that the schema exists and is current (``SchemaError`` otherwise)."""
@@ -116,6 +138,7 @@ class SqlStore(Store):
         with self._ready_lock:
             if self._ready:
                 return
+            self._check_directory()
             path = self._sqlite_path()
             if path is not None and not path.exists():
                 raise SchemaError(
@@ -125,11 +148,7 @@ class SqlStore(Store):
             try:
                 with self.engine.connect() as conn:
                     self.dialect.check_server(conn)
-                    revision = None
-                    if sa.inspect(conn).has_table(VERSION_TABLE):
-                        revision = conn.execute(
-                            sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
-                        ).scalar()
+                    revision = self._revision(conn)
             except sa.exc.DBAPIError as e:
                 raise self._translate(e) from e
             where = self.describe()

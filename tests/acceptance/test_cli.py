@@ -103,8 +103,10 @@ def db(sqlite_url: str) -> str:
 
 def test_migrate_creates_the_schema_and_can_run_again(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    assert "schema is current" in ok(run("migrate", url=url))
-    assert "schema is current" in ok(run("migrate", url=url))
+    assert "created the schema" in ok(run("migrate", url=url))
+    again = ok(run("migrate", url=url))
+    assert "schema is current" in again
+    assert "nothing to do" in again
     assert ok(run("list", url=url)) == ""
 
 
@@ -402,9 +404,18 @@ def test_an_unknown_mariadb_database_exits_1(mysql_database_url: str) -> None:
     fails(run("list", url=url.render_as_string(hide_password=False)), 1, "no_such_database")
 
 
-def test_a_sqlite_file_in_a_missing_directory_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["run-due"], ["list"], ["show", "x"], ["schedule", "x", "ok", "--in", "1h"]],
+    ids=lambda args: args[0],
+)
+def test_a_sqlite_file_in_a_missing_directory_exits_1_saying_the_directory_does_not_exist(
+    tmp_path: Path, args: list[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
-    fails(run("migrate", url=url), 1, "no-such-dir")
+    line = fails(run(*args, url=url), 1, str(tmp_path / "no-such-dir"), "does not exist")
+    assert "jobsched migrate" not in line
+    assert "unable to open" not in line
     assert not (tmp_path / "no-such-dir").exists()
 
 
