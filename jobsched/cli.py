@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -113,6 +114,67 @@ def exit_codes(fn: F) -> F:
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"jobsched: error: {message}", err=True)
     sys.exit(code)
+
+
+#: The largest integer an option takes (the API's bound for max_attempts: a 32-bit INT column).
+MAX_INT = 2**31 - 1
+#: The most handlers a pass runs at once (threads).
+MAX_CONCURRENCY = 1000
+#: The longest --grace and --max-seconds: a day.
+MAX_SECONDS = 86400.0
+
+
+class Count(click.ParamType[Any]):
+    """A whole number from 1 to ``maximum`` (nan, inf and fractions are not whole numbers)."""
+
+    name = "N"
+
+    def __init__(self, maximum: int = MAX_INT) -> None:
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+        if not 1 <= number <= self.maximum:
+            self.fail(f"{value} is not in the range 1<=x<={self.maximum}", param, ctx)
+        return number
+
+
+class Seconds(click.ParamType[Any]):
+    """A finite number of seconds within bounds: nan and inf are refused, not compared."""
+
+    name = "SECONDS"
+
+    def __init__(self, *, minimum: float, maximum: float, min_open: bool = False) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.min_open = min_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        low = "<" if self.min_open else "<="
+        if (number <= self.minimum if self.min_open else number < self.minimum) or (
+            number > self.maximum
+        ):
+            self.fail(
+                f"{value!r} is not in the range {self.minimum:g}{low}x<={self.maximum:g} (seconds)",
+                param,
+                ctx,
+            )
+        return number
 
 
 class Duration(click.ParamType[Any]):
@@ -233,23 +295,23 @@ def migrate(obj: Context) -> None:
 
 
 @cli.command("run-due")
-@click.option("--limit", type=click.IntRange(min=1), help="Take at most N jobs in this pass.")
+@click.option("--limit", type=Count(), help="Take at most N jobs in this pass.")
 @click.option("--quiet", is_flag=True, help="Print nothing unless there was trouble (for cron).")
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=Count(MAX_CONCURRENCY),
     default=1,
     show_default=True,
     help="Run up to N handlers at once, in threads.",
 )
 @click.option(
     "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(minimum=0, maximum=MAX_SECONDS, min_open=True),
     help="Stop taking new jobs after S seconds.",
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
+    type=Seconds(minimum=0, maximum=MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process exits 1.",
@@ -336,7 +398,7 @@ MODE_NAMES = {mode.value: mode for mode in Mode}
 @click.option(
     "--expiry", type=When(), help="Do not start after this time (ISO 8601, or a duration)."
 )
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts allowed (default 3).")
+@click.option("--max-attempts", type=Count(), help="Attempts allowed (default 3).")
 @click.pass_obj
 @exit_codes
 def schedule(
@@ -383,7 +445,7 @@ def show(obj: Context, job_id: str, as_json: bool) -> None:
 @cli.command("list")
 @click.option("--due", is_flag=True, help="Only jobs whose start time has come.")
 @click.option("--handler", metavar="NAME", help="Only jobs for this handler.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
+@click.option("--limit", type=Count(), help="At most N jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
 @exit_codes

@@ -17,6 +17,8 @@ from jobsched.model import DEFAULT_MAX_ATTEMPTS, RETRY_DELAY, Job, JSONValue, Ou
 MAX_ID_LENGTH = 255
 #: Default cap on a job's JSON payload, in bytes of UTF-8 (``Scheduler(max_payload_bytes=...)``).
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: The largest ``max_attempts`` (a 32-bit INT column).
+MAX_ATTEMPTS = 2**31 - 1
 #: The most of an error message kept in ``last_error``, in bytes of UTF-8.
 MAX_ERROR_BYTES = 4000
 
@@ -92,8 +94,10 @@ def check_max_attempts(value: object) -> int:
         return DEFAULT_MAX_ATTEMPTS
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidJobError("max_attempts", f"expected an integer, got {value!r}")
-    if value < 1 or value > 2**31 - 1:
-        raise InvalidJobError("max_attempts", f"{value} is out of range; it must be at least 1")
+    if value < 1 or value > MAX_ATTEMPTS:
+        raise InvalidJobError(
+            "max_attempts", f"{value} is out of range; it must be from 1 to {MAX_ATTEMPTS}"
+        )
     return value
 
 

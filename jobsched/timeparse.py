@@ -21,7 +21,12 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration; use a number and a unit: 90s, 15m, 2h, 3d, 1w (or 1h30m)"
         )
     seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(compact))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise UsageError(
+            f"{text!r} is too long a duration; the longest is {timedelta.max.days} days"
+        ) from None
 
 
 def parse_when(text: str) -> datetime:

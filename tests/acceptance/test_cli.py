@@ -563,6 +563,35 @@ def test_an_unsupported_database_url_exits_2_naming_the_supported_ones(
         assert supported in line
 
 
+NUMERIC_MISTAKES = {
+    f"{args[0]} {option} {value}": ([*args, option, value], value)
+    for args, option, values in [
+        (["run-due"], "--grace", ["nan", "NaN", "inf", "-inf", "-1", "1e9", "x"]),
+        (["run-due"], "--max-seconds", ["nan", "inf", "-inf", "0", "-5", "1e9"]),
+        (["run-due"], "--limit", ["nan", "inf", "1.5", "0", "-1", "2147483648"]),
+        (["run-due"], "--concurrency", ["nan", "inf", "0", "-2", "1001"]),
+        (["list"], "--limit", ["nan", "inf", "0", "99999999999999999999"]),
+        (["schedule", "x", "ok", "--in", "1h"], "--max-attempts", ["nan", "inf", "-1", "2.5"]),
+        (["schedule", "x", "ok"], "--in", ["nan", "infs", "-1h", "99999999999999w"]),
+        (["schedule", "x", "ok", "--in", "1h"], "--expiry", ["nans", "99999999999999w"]),
+    ]
+    for value in values
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMERIC_MISTAKES))
+def test_a_numeric_option_refuses_non_finite_and_out_of_range_values(case: str) -> None:
+    args, value = NUMERIC_MISTAKES[case]
+    fails(run(*args, url=UNREACHABLE_URL), 2, args[-2], value)
+
+
+def test_max_attempts_out_of_range_names_both_bounds(db: str) -> None:
+    args = ["schedule", "x", "ok", "--in", "1h", "--max-attempts", "1000000000000"]
+    line = fails(run(*args, url=db), 2, "--max-attempts", "1000000000000")
+    assert "1<=x<=2147483647" in line
+    assert ok(run("list", url=db)) == ""
+
+
 @pytest.mark.parametrize("command", ["show", "remove"])
 def test_a_missing_job_exits_2(db: str, command: str) -> None:
     fails(run(command, "ghost", url=db), 2, "ghost")
