@@ -563,6 +563,30 @@ def test_an_unsupported_database_url_exits_2_naming_the_supported_ones(
         assert supported in line
 
 
+@pytest.mark.parametrize(
+    ("option", "text"),
+    [
+        ("--at", "2026-12-24"),
+        ("--at", "2026-12-24+01:00"),
+        ("--at", "2026-12-24T09:00"),
+        ("--expiry", "2099-01-01"),
+    ],
+)
+def test_a_time_the_cli_refuses_suggests_an_example_that_it_accepts(
+    db: str, option: str, text: str
+) -> None:
+    start = [] if option == "--at" else ["--at", PAST]
+    line = fails(run("schedule", "x", "ok", *start, option, text, url=db), 2, text)
+    if "+01:00" in text:
+        assert "no time zone" not in line
+    examples = re.findall(
+        r"\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:\d{2})", line.replace(repr(text), "")
+    )
+    assert examples, line
+    for i, example in enumerate(examples):
+        ok(run("schedule", f"x{i}", "ok", *start, option, example, url=db))
+
+
 NUMERIC_MISTAKES = {
     f"{args[0]} {option} {value}": ([*args, option, value], value)
     for args, option, values in [
