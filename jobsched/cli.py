@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -85,10 +86,34 @@ def import_app_modules(names: list[str]) -> None:
     for name in names:
         try:
             importlib.import_module(name)
+        except SystemExit as e:
+            raise AppImportError(
+                f"app module {name!r} called sys.exit({e.code!r}) while being imported"
+                f"{raised_at(e)}"
+            ) from None
         except Exception as e:
             raise AppImportError(
-                f"cannot import app module {name!r}: {type(e).__name__}: {e}"
+                f"cannot import app module {name!r}: {type(e).__name__}: {e}{raised_at(e)}"
             ) from e
+
+
+_IMPORTLIB = os.path.dirname(importlib.__file__) + os.sep
+
+
+def raised_at(exc: BaseException) -> str:
+    """`` (at FILE, line N)`` of the frame that raised ``exc`` during an import, skipping
+    importlib's own frames; empty when there is none (a missing module) or the message has it
+    already (a syntax error)."""
+    if isinstance(exc, SyntaxError):
+        return ""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(("<frozen ", _IMPORTLIB)) and frame.filename != __file__
+    ]
+    if not frames:
+        return ""
+    return f" (at {frames[-1].filename}, line {frames[-1].lineno})"
 
 
 def _split_apps(values: tuple[str, ...]) -> list[str]:

@@ -478,6 +478,38 @@ def test_an_app_module_that_cannot_be_imported_exits_1(
     assert show(db, "a")["attempts"] == 0
 
 
+def line_of(path: Path, text: str) -> int:
+    """The number of the first line of ``path`` that contains ``text``."""
+    lines = path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_an_app_module_that_calls_sys_exit_at_import_exits_1_with_a_message(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    app = APPS / "exiting_app.py"
+    line = fails(run("--app", "exiting_app", "run-due", url=db), 1, "exiting_app", "sys.exit(3)")
+    assert f"{app}, line {line_of(app, 'sys.exit(3)')}" in line
+    assert show(db, "a")["attempts"] == 0
+
+
+@pytest.mark.parametrize(
+    ("app", "raising_line"),
+    [("raising_app", 'os.environ["RAISING_APP'), ("broken_app", "import jobsched_no_such")],
+)
+def test_an_app_module_that_raises_on_import_names_the_file_and_line_of_the_raising_frame(
+    db: str, app: str, raising_line: str
+) -> None:
+    path = APPS / f"{app}.py"
+    line = fails(run("--app", app, "run-due", url=db), 1, app)
+    assert f"(at {path}, line {line_of(path, raising_line)})" in line
+
+
+def test_a_missing_app_module_names_no_frame(db: str) -> None:
+    line = fails(run("--app", "no_such_app_module", "run-due", url=db), 1, "no_such_app_module")
+    assert "(at " not in line
+    assert "importlib" not in line
+
+
 # -- exit code 2: a user mistake ----------------------------------------------------------------
 
 BAD_ARGUMENTS = {
