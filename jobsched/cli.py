@@ -232,16 +232,42 @@ class When(click.ParamType[Any]):
 
 
 class JsonValue(click.ParamType[Any]):
+    """JSON text; ``@FILE`` reads it from a file and ``-`` from standard input (as curl does),
+    for payloads too big for a command line."""
+
     name = "JSON"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         def refuse(constant: str) -> NoReturn:
             raise ValueError(f"{constant} is not valid JSON")
 
+        text, source = self._read(value, param, ctx)
         try:
-            return json.loads(value, parse_constant=refuse)
+            return json.loads(text, parse_constant=refuse)
         except ValueError as e:
-            self.fail(f"{value!r} is not valid JSON: {e}", param, ctx)
+            self.fail(f"{source} is not valid JSON: {e}", param, ctx)
+
+    def _read(
+        self, value: str, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        """The JSON text and how to name where it came from."""
+        data: bytes
+        if value == "-":
+            data, source = sys.stdin.buffer.read(), "standard input"
+        elif value.startswith("@"):
+            path = value[1:]
+            source = f"the data file {path!r}"
+            try:
+                with open(path, "rb") as file:
+                    data = file.read()
+            except OSError as e:
+                self.fail(f"cannot read {source}: {e.strerror or e}", param, ctx)
+        else:
+            return value, repr(value)
+        try:
+            return data.decode("utf-8"), source
+        except UnicodeDecodeError as e:
+            self.fail(f"{source} is not UTF-8 text: {e}", param, ctx)
 
 
 def format_job(job: Job) -> str:
@@ -412,7 +438,13 @@ MODE_NAMES = {mode.value: mode for mode in Mode}
 @click.argument("handler")
 @click.option("--at", "at", type=When(), help="Start time, ISO 8601 with a zone.")
 @click.option("--in", "in_", type=Duration(), help="Start after a duration: 90s, 15m, 2h, 3d, 1w.")
-@click.option("--data", type=JsonValue(), default="null", help="JSON payload.", show_default=True)
+@click.option(
+    "--data",
+    type=JsonValue(),
+    default="null",
+    show_default=True,
+    help="JSON payload; @FILE reads it from a file, - from standard input.",
+)
 @click.option(
     "--mode",
     type=click.Choice(sorted(MODE_NAMES)),

@@ -37,6 +37,7 @@ def run(
     url: str | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``jobsched [--database-url URL] ARGS`` with a clean jobsched environment."""
     environ = {
@@ -45,7 +46,7 @@ def run(
     environ.update(env or {})
     argv = [str(JOBSCHED)] + (["--database-url", url] if url else []) + list(args)
     return subprocess.run(
-        argv, capture_output=True, text=True, cwd=cwd or APPS, env=environ, timeout=120
+        argv, capture_output=True, text=True, cwd=cwd or APPS, env=environ, timeout=120, input=stdin
     )
 
 
@@ -207,6 +208,42 @@ def test_schedule_mode_reschedule_replaces_the_existing_job(db: str) -> None:
     assert job["data"] == {"v": 2}
     assert job["handler"] == "other"
     assert job["start"] == "2020-01-01T00:00:00+00:00"
+
+
+def test_schedule_reads_data_too_big_for_a_command_line_from_a_file(
+    db: str, tmp_path: Path
+) -> None:
+    data = {"rows": ["é" * 1000] * 500}  # about 1 MB of UTF-8: more than one argument may hold
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    ok(run("schedule", "f1", "ok", "--in", "1h", "--data", f"@{path}", url=db))
+    assert show(db, "f1")["data"] == data
+
+
+def test_schedule_reads_data_from_standard_input(db: str) -> None:
+    data = {"user": 42, "tags": ["🎉"] * 50_000}
+    stdin = json.dumps(data, ensure_ascii=False)
+    ok(run("schedule", "f2", "ok", "--in", "1h", "--data", "-", url=db, stdin=stdin))
+    assert show(db, "f2")["data"] == data
+
+
+def test_a_missing_data_file_exits_2_naming_it(db: str, tmp_path: Path) -> None:
+    path = tmp_path / "missing.json"
+    line = fails(run("schedule", "f3", "ok", "--in", "1h", "--data", f"@{path}", url=db), 2)
+    assert str(path) in line
+    assert "No such file" in line
+    assert ok(run("list", url=db)) == ""
+
+
+def test_bad_json_in_a_data_file_exits_2_naming_the_file_not_its_text(
+    db: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"secret-ish": "x"' + " " * 10_000, encoding="utf-8")
+    line = fails(run("schedule", "f4", "ok", "--in", "1h", "--data", f"@{path}", url=db), 2)
+    assert str(path) in line
+    assert "JSON" in line
+    assert "secret-ish" not in line
 
 
 # -- show, list, remove -------------------------------------------------------------------------
@@ -514,6 +551,10 @@ def test_a_missing_app_module_names_no_frame(db: str) -> None:
 
 BAD_ARGUMENTS = {
     "bad-json": (["schedule", "x", "ok", "--in", "1h", "--data", "{bad"], "JSON"),
+    "missing-data-file": (
+        ["schedule", "x", "ok", "--in", "1h", "--data", "@no-such-payload.json"],
+        "no-such-payload.json",
+    ),
     "nan-json": (["schedule", "x", "ok", "--in", "1h", "--data", "NaN"], "NaN"),
     "time-without-zone": (["schedule", "x", "ok", "--at", "2026-11-23T09:00:00"], "zone"),
     "not-a-time": (["schedule", "x", "ok", "--at", "next tuesday"], "next tuesday"),
