@@ -474,15 +474,23 @@ def schedule(
         raise UsageError("give exactly one of --at WHEN and --in DURATION")
     start = at if at is not None else in_
     assert start is not None
-    job = obj.scheduler(import_apps=False).schedule_job(
-        job_id,
-        start,
-        handler,
-        data,
-        mode=MODE_NAMES[mode],
-        expiry=expiry,
-        max_attempts=max_attempts,
-    )
+    try:
+        job = obj.scheduler(import_apps=False).schedule_job(
+            job_id,
+            start,
+            handler,
+            data,
+            mode=MODE_NAMES[mode],
+            expiry=expiry,
+            max_attempts=max_attempts,
+        )
+    except JobExistsError as e:
+        # The API's message names Mode members; here the user writes --mode values.
+        raise UsageError(
+            f"job {e.job_id!r} exists already; nothing was written (use --mode "
+            f"{Mode.IGNORE_IF_EXISTS.value} to keep it or --mode {Mode.RESCHEDULE.value} to "
+            "replace it)"
+        ) from None
     click.echo(format_job(job))
 
 

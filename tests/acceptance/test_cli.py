@@ -186,6 +186,15 @@ def test_schedule_mode_new_refuses_an_existing_id(db: str) -> None:
     assert show(db, "s5")["start"] == "2099-01-01T00:00:00+00:00"
 
 
+def test_the_duplicate_id_message_spells_the_modes_as_the_cli_takes_them(db: str) -> None:
+    ok(run("schedule", "s5", "ok", "--at", FUTURE, url=db))
+    line = fails(run("schedule", "s5", "ok", "--at", PAST, url=db), 2, "s5", "exists")
+    assert "--mode ignore-if-exists" in line
+    assert "--mode reschedule" in line
+    assert "IGNORE_IF_EXISTS" not in line
+    assert "RESCHEDULE" not in line
+
+
 def test_schedule_mode_ignore_if_exists_keeps_the_existing_job(db: str) -> None:
     ok(run("schedule", "s6", "ok", "--at", FUTURE, "--data", '{"v": 1}', url=db))
     out = ok(
