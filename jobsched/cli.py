@@ -32,7 +32,7 @@ from jobsched.errors import (
     SchemaError,
     UsageError,
 )
-from jobsched.model import Job, MigrateResult, Mode
+from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode
 from jobsched.scheduler import Scheduler
 from jobsched.schema import SCHEMA_REVISION
 from jobsched.timeparse import parse_duration, parse_when
@@ -270,31 +270,81 @@ class JsonValue(click.ParamType[Any]):
             self.fail(f"{source} is not UTF-8 text: {e}", param, ctx)
 
 
-def format_job(job: Job) -> str:
+def format_job(job: Job, info: JobInfo | None = None) -> str:
     lines = [
         f"job {job.job_id}",
         f"  handler:    {job.handler}",
+        *([f"  state:      {describe_state(info)}"] if info else []),
         f"  start:      {job.start.isoformat()}",
-        f"  expiry:     {job.expiry.isoformat() if job.expiry else '-'}",
+        f"  expiry:     {_iso(job.expiry) or '-'}",
         f"  attempts:   {job.attempts} of {job.max_attempts}",
-        f"  created:    {job.created_at.isoformat() if job.created_at else '-'}",
+        f"  created:    {_iso(job.created_at) or '-'}",
         f"  last error: {job.last_error or '-'}",
         f"  data:       {json.dumps(job.data, ensure_ascii=False)}",
     ]
     return "\n".join(lines)
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def describe_state(info: JobInfo) -> str:
+    """Where the job stands, in words, with its claim."""
+    by, until, since = info.claimed_by, _iso(info.claimed_until), _iso(info.started_at)
+    return {
+        JobState.SCHEDULED: "scheduled: its start is still to come",
+        JobState.DUE: "due: the next pass takes it",
+        JobState.CLAIMED: f"claimed by {by} until {until}, waiting to start",
+        JobState.RUNNING: f"running on {by} since {since}, claimed until {until}",
+        JobState.LOST: f"lost: its runner {by} stopped while running it (claim ran out at "
+        f"{until}); the next pass takes it over",
+        JobState.DEFERRED: "deferred: no handler was registered for it when a pass took it "
+        "(see last error)",
+    }[info.state]
+
+
+def list_line(info: JobInfo) -> str:
+    job = info.job
+    parts = [
+        job.start.isoformat(),
+        job.job_id,
+        job.handler,
+        info.state.value,
+        f"attempts {job.attempts}/{job.max_attempts}",
+    ]
+    if job.expiry:
+        parts.append(f"expires {job.expiry.isoformat()}")
+    if info.state is JobState.RUNNING:
+        parts.append(f"on {info.claimed_by} since {_iso(info.started_at)}")
+    if info.state in (JobState.RUNNING, JobState.CLAIMED, JobState.LOST):
+        parts.append(f"claimed by {info.claimed_by} until {_iso(info.claimed_until)}")
+    if job.last_error:
+        parts.append(f"last error: {_one_line(job.last_error)}")
+    return "  ".join(parts)
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def job_json(info: JobInfo) -> dict[str, Any]:
+    job = info.job
     return {
         "job_id": job.job_id,
         "handler": job.handler,
         "data": job.data,
         "start": job.start.isoformat(),
-        "expiry": job.expiry.isoformat() if job.expiry else None,
+        "expiry": _iso(job.expiry),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "created_at": _iso(job.created_at),
         "last_error": job.last_error,
+        "state": info.state.value,
+        "claimed_by": info.claimed_by,
+        "claimed_until": _iso(info.claimed_until),
+        "started_at": _iso(info.started_at),
     }
 
 
@@ -500,11 +550,14 @@ def schedule(
 @click.pass_obj
 @exit_codes
 def show(obj: Context, job_id: str, as_json: bool) -> None:
-    """Show one job."""
-    job = obj.scheduler(import_apps=False).get_job(job_id)
-    if job is None:
+    """Show one job, with where it stands (scheduled, due, claimed, running, lost, deferred)."""
+    info = obj.scheduler(import_apps=False).get_job_info(job_id)
+    if info is None:
         raise MissingJobError(f"no job {job_id!r}")
-    click.echo(json.dumps(job_json(job), ensure_ascii=False) if as_json else format_job(job))
+    if as_json:
+        click.echo(json.dumps(job_json(info), ensure_ascii=False))
+    else:
+        click.echo(format_job(info.job, info))
 
 
 @cli.command("list")
@@ -515,28 +568,24 @@ def show(obj: Context, job_id: str, as_json: bool) -> None:
 @click.pass_obj
 @exit_codes
 def list_(obj: Context, due: bool, handler: str | None, limit: int | None, as_json: bool) -> None:
-    """List jobs by start time."""
-    jobs = obj.scheduler(import_apps=False).list_jobs(due=due, handler=handler, limit=limit)
+    """List jobs by start time, with where each stands."""
+    infos = obj.scheduler(import_apps=False).list_job_infos(due=due, handler=handler, limit=limit)
     if as_json:
-        for chunk in _json_array(jobs):
+        for chunk in _json_array(infos):
             click.echo(chunk, nl=False)
         click.echo()
         return
     count = 0
-    for job in jobs:
+    for info in infos:
         count += 1
-        expiry = f"  expires {job.expiry.isoformat()}" if job.expiry else ""
-        click.echo(
-            f"{job.start.isoformat()}  {job.job_id}  {job.handler}  "
-            f"attempts {job.attempts}/{job.max_attempts}{expiry}"
-        )
+        click.echo(list_line(info))
     click.echo(f"{count} job(s)", err=True)
 
 
-def _json_array(jobs: Iterator[Job]) -> Iterator[str]:
+def _json_array(infos: Iterator[JobInfo]) -> Iterator[str]:
     yield "["
-    for i, job in enumerate(jobs):
-        yield ("," if i else "") + json.dumps(job_json(job), ensure_ascii=False)
+    for i, info in enumerate(infos):
+        yield ("," if i else "") + json.dumps(job_json(info), ensure_ascii=False)
     yield "]"
 
 

@@ -64,6 +64,33 @@ class Job:
     last_error: str | None = None
 
 
+class JobState(enum.Enum):
+    """Where a job stands at a given time (``rules.job_state``); ``show`` and ``list`` say it."""
+
+    SCHEDULED = "scheduled"  # its start is still to come
+    DUE = "due"  # its start has come and no runner holds it: the next pass takes it
+    CLAIMED = "claimed"  # a runner holds it and has not started its handler yet
+    RUNNING = "running"  # a runner holds it and its handler is running
+    LOST = "lost"  # its handler started, but the runner's claim ran out: that runner stopped
+    DEFERRED = "deferred"  # a pass put it off: no handler was registered under its name
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job with its claim, read at one time: ``Scheduler.get_job_info``/``list_job_infos``.
+
+    ``claimed_by`` (``host:pid``) and ``claimed_until`` stay set after a claim runs out;
+    ``started_at`` is set while an attempt's handler runs (or was running when its runner
+    stopped).
+    """
+
+    job: Job
+    state: JobState
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    started_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """One job for ``schedule_jobs``: the arguments of ``schedule_job``."""

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from jobsched.errors import InvalidJobError
-from jobsched.model import DEFAULT_MAX_ATTEMPTS, RETRY_DELAY, Job, JSONValue, Outcome
+from jobsched.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    RETRY_DELAY,
+    Job,
+    JobInfo,
+    JobState,
+    JSONValue,
+    Outcome,
+)
 
 #: Longest job id or handler name, in characters.
 MAX_ID_LENGTH = 255
@@ -225,3 +233,34 @@ def lost_attempt_error(
 def describe_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return cut_error(text)
+
+
+#: How the ``last_error`` of a job a pass deferred (no handler registered) begins; the runner
+#: writes it, and a contract test checks that a deferred job reads as DEFERRED.
+DEFERRED_PREFIX = "no handler registered for "
+
+
+def job_state(
+    job: Job, *, claimed_until: datetime | None, started_at: datetime | None, now: datetime
+) -> JobState:
+    """Where ``job`` stands at ``now``, given its claim (see ``JobState``)."""
+    if claimed_until is not None and claimed_until > now:
+        return JobState.RUNNING if started_at is not None else JobState.CLAIMED
+    if started_at is not None:
+        return JobState.LOST
+    if job.last_error is not None and job.last_error.startswith(DEFERRED_PREFIX):
+        return JobState.DEFERRED
+    return JobState.DUE if job.start <= now else JobState.SCHEDULED
+
+
+def job_info(
+    job: Job,
+    *,
+    claimed_by: str | None,
+    claimed_until: datetime | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> JobInfo:
+    """``job`` with its claim and its state at ``now``."""
+    state = job_state(job, claimed_until=claimed_until, started_at=started_at, now=now)
+    return JobInfo(job, state, claimed_by, claimed_until, started_at)

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobsched.errors import DatabaseError, JobExistsError, SchemaError
-from jobsched.model import Job, MigrateResult, Mode
-from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
+from jobsched.model import Job, JobInfo, MigrateResult, Mode
+from jobsched.rules import NewJob, cut_error, job_info, lost_attempt_error, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
 from jobsched.store.dialect import (
@@ -465,6 +465,10 @@ class SqlStore(Store):
         query = sa.select(sa.func.min(due, type_=jobs.c.start_time.type))
         return self.transaction(lambda conn: conn.execute(query).scalar(), write=False)
 
+    def get_info(self, job_id: str, now: datetime) -> JobInfo | None:
+        row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+        return None if row is None else _info(row, now)
+
     def list_jobs(
         self,
         *,
@@ -472,6 +476,23 @@ class SqlStore(Store):
         handler: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Job]:
+        return (_job(row) for row in self._rows(due_at=due_at, handler=handler, limit=limit))
+
+    def list_info(
+        self,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobInfo]:
+        rows = self._rows(due_at=due_at, handler=handler, limit=limit)
+        return (_info(row, now) for row in rows)
+
+    def _rows(
+        self, *, due_at: datetime | None, handler: str | None, limit: int | None
+    ) -> Iterator[sa.Row[Any]]:
+        """Rows by start then id, a page per short transaction."""
         page = 500
         after: Cursor | None = None
         left = limit
@@ -490,8 +511,7 @@ class SqlStore(Store):
                 return list(conn.execute(query).all())
 
             rows = self.transaction(work, write=False)
-            for row in rows:
-                yield _job(row)
+            yield from rows
             if len(rows) < size:
                 return
             after = (rows[-1].start_time, rows[-1].job_id)
@@ -552,6 +572,16 @@ def _job(row: Any) -> Job:
         max_attempts=row.max_attempts,
         created_at=row.created_at,
         last_error=row.last_error,
+    )
+
+
+def _info(row: Any, now: datetime) -> JobInfo:
+    return job_info(
+        _job(row),
+        claimed_by=row.claimed_by,
+        claimed_until=row.claimed_until,
+        started_at=row.started_at,
+        now=now,
     )
 
 

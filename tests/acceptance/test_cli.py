@@ -12,9 +12,11 @@ import json
 import os
 import re
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,11 +274,82 @@ def test_show_json_prints_every_field(db: str) -> None:
     job = show(db, "v2")
     assert set(job) == {
         "job_id", "handler", "data", "start", "expiry", "attempts", "max_attempts",
-        "created_at", "last_error",
+        "created_at", "last_error", "state", "claimed_by", "claimed_until", "started_at",
     }  # fmt: skip
     assert job["data"] == [1, 2]
     assert job["expiry"] is None
     assert job["last_error"] is None
+    assert job["state"] == "scheduled"
+    assert (job["claimed_by"], job["claimed_until"], job["started_at"]) == (None, None, None)
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_show_and_list_say_a_running_job_runs_on_whom_since_and_until_when(
+    db: str, tmp_path: Path
+) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    data = json.dumps({"started": str(started), "gate": str(gate)})
+    ok(run("schedule", "g", "gated", "--at", PAST, "--data", data, url=db))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+    argv = [str(JOBSCHED), "--database-url", db, "--app", "gated_app", "run-due"]
+    runner = subprocess.Popen(
+        argv, cwd=APPS, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(started, runner)
+        job = show(db, "g")
+        assert job["state"] == "running"
+        assert job["claimed_by"] == f"{socket.gethostname()}:{runner.pid}"
+        since = datetime.fromisoformat(job["started_at"])
+        until = datetime.fromisoformat(job["claimed_until"])
+        assert since < until <= since + timedelta(seconds=600)
+        assert job["attempts"] == 1
+        text = ok(run("show", "g", url=db))
+        assert f"running on {job['claimed_by']} since {job['started_at']}" in text
+        assert f"claimed until {job['claimed_until']}" in text
+        [line] = ok(run("list", url=db)).splitlines()
+        assert line.split()[3] == "running"
+        assert f"on {job['claimed_by']} since {job['started_at']}" in line
+        [listed] = json.loads(ok(run("list", "--json", url=db)))
+        assert listed == job
+    finally:
+        gate.touch()
+        _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    assert ok(run("list", url=db)) == ""
+
+
+def test_show_and_list_say_a_job_is_deferred_due_or_scheduled_with_its_last_error(
+    db: str,
+) -> None:
+    ok(run("schedule", "d", "no-such-handler", "--at", PAST, url=db))
+    summary(ok(run("--app", "cli_app", "run-due", url=db)))
+    ok(run("schedule", "now", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "later", "ok", "--at", FUTURE, url=db))
+    jobs = {job["job_id"]: job for job in json.loads(ok(run("list", "--json", url=db)))}
+    assert {job_id: job["state"] for job_id, job in jobs.items()} == {
+        "d": "deferred",
+        "now": "due",
+        "later": "scheduled",
+    }
+    assert "no-such-handler" in jobs["d"]["last_error"]
+    lines = {line.split()[1]: line for line in ok(run("list", url=db)).splitlines()}
+    assert lines["d"].split()[3] == "deferred"
+    assert "last error: no handler registered for 'no-such-handler'" in lines["d"]
+    assert lines["now"].split()[3] == "due"
+    assert lines["later"].split()[3] == "scheduled"
+    assert "last error" not in lines["later"]
+    text = ok(run("show", "d", url=db))
+    assert "state:      deferred" in text
+    assert "no-such-handler" in text
+    assert show(db, "d") == jobs["d"]
 
 
 @pytest.fixture
