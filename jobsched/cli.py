@@ -16,7 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
@@ -542,6 +542,51 @@ def schedule(
             "replace it)"
         ) from None
     click.echo(format_job(job))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--at", "at", type=When(), help="New start time, ISO 8601 with a zone.")
+@click.option("--in", "in_", type=Duration(), help="Start after a duration from now: 0s, 15m, 2h.")
+@click.pass_obj
+@exit_codes
+def reschedule(
+    obj: Context, job_id: str, at: datetime | timedelta | None, in_: timedelta | None
+) -> None:
+    """Move job JOB_ID's start (--at WHEN or --in DURATION), keeping everything else.
+
+    Attempts, payload, handler and the expiry (a time) stay as they are; `--in 0s` runs it at
+    the next pass.
+    """
+    if (at is None) == (in_ is None):
+        raise UsageError("give exactly one of --at WHEN and --in DURATION")
+    scheduler = obj.scheduler(import_apps=False)
+    when = at if at is not None else in_
+    start = scheduler.now() + when if isinstance(when, timedelta) else when
+    assert isinstance(start, datetime)
+
+    seen: list[Job] = []
+
+    def move(job: Job | None) -> tuple[Job | None, Job | None]:
+        moved = None if job is None else replace(job, start=start)
+        seen[:] = [] if job is None else [job]
+        return moved, moved
+
+    try:
+        moved = scheduler.update_job(job_id, move)
+    except InvalidJobError as e:
+        if e.field != "expiry" or not seen or seen[0].expiry is None:
+            raise
+        raise InvalidJobError(
+            "start",
+            f"{start.isoformat()} is after the expiry {seen[0].expiry.isoformat()} of job "
+            f"{job_id!r}; nothing was changed (to give it a new expiry too, replace it: "
+            "jobsched schedule ... --mode reschedule)",
+        ) from None
+    if moved is None:
+        raise MissingJobError(f"no job {job_id!r}")
+    info = scheduler.get_job_info(job_id)
+    click.echo(format_job(info.job, info) if info else format_job(moved))
 
 
 @cli.command()

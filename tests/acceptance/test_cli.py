@@ -399,6 +399,58 @@ def test_remove_removes_the_job(db: str) -> None:
     fails(run("show", "r1", url=db), 2, "r1")
 
 
+# -- reschedule ---------------------------------------------------------------------------------
+
+
+def test_reschedule_moves_the_start_and_keeps_everything_else(db: str) -> None:
+    ok(
+        run("schedule", "r1", "boom", "--at", PAST, "--expiry", FUTURE, "--max-attempts", "5",
+            "--data", '{"user": 42}', url=db)
+    )  # fmt: skip
+    ok(run("--app", "cli_app", "run-due", url=db), handler_failed=True)
+    before = show(db, "r1")
+    assert (before["attempts"], before["state"]) == (1, "scheduled")
+    out = ok(run("reschedule", "r1", "--at", "2021-06-01T12:00:00+02:00", url=db))
+    assert "2021-06-01T10:00:00+00:00" in out
+    assert "due" in out
+    after = show(db, "r1")
+    assert after["start"] == "2021-06-01T10:00:00+00:00"
+    assert after["state"] == "due"
+    unchanged = (
+        "handler",
+        "data",
+        "expiry",
+        "attempts",
+        "max_attempts",
+        "created_at",
+        "last_error",
+    )
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+
+
+def test_reschedule_in_a_duration_counts_from_now(db: str) -> None:
+    ok(run("schedule", "r2", "ok", "--at", FUTURE, url=db))
+    before = datetime.now(UTC)
+    ok(run("reschedule", "r2", "--in", "0s", url=db))
+    after = datetime.now(UTC)
+    job = show(db, "r2")
+    assert before <= datetime.fromisoformat(job["start"]) <= after
+    assert job["state"] == "due"
+    assert summary(ok(run("--app", "cli_app", "run-due", url=db)))[0] == 1
+
+
+def test_reschedule_of_a_missing_job_exits_2(db: str) -> None:
+    fails(run("reschedule", "ghost", "--in", "0s", url=db), 2, "ghost")
+    assert ok(run("list", url=db)) == ""
+
+
+def test_reschedule_past_the_expiry_exits_2_and_changes_nothing(db: str) -> None:
+    ok(run("schedule", "r3", "ok", "--at", PAST, "--expiry", "2020-01-02T00:00:00Z", url=db))
+    line = fails(run("reschedule", "r3", "--at", FUTURE, url=db), 2, "r3", "expiry")
+    assert "2020-01-02T00:00:00+00:00" in line
+    assert show(db, "r3")["start"] == "2020-01-01T00:00:00+00:00"
+
+
 # -- run-due ------------------------------------------------------------------------------------
 
 
@@ -645,6 +697,10 @@ BAD_ARGUMENTS = {
     "zero-attempts": (["schedule", "x", "ok", "--in", "1h", "--max-attempts", "0"], "0"),
     "bad-duration": (["schedule", "x", "ok", "--in", "5x"], "5x"),
     "no-start": (["schedule", "x", "ok"], "--at"),
+    "reschedule-no-start": (["reschedule", "x"], "--at"),
+    "reschedule-two-starts": (["reschedule", "x", "--in", "1h", "--at", FUTURE], "--at"),
+    "reschedule-bad-time": (["reschedule", "x", "--at", "2026-12-24"], "2026-12-24"),
+    "reschedule-bad-duration": (["reschedule", "x", "--in", "soon"], "soon"),
     "two-starts": (["schedule", "x", "ok", "--in", "1h", "--at", FUTURE], "--at"),
     "expiry-before-start": (["schedule", "x", "ok", "--in", "2h", "--expiry", "1h"], "expiry"),
     "empty-id": (["schedule", "", "ok", "--in", "1h"], "job_id"),
