@@ -174,7 +174,35 @@ class RunReport:
         return bool(self.failed or self.retried or self.lost or self.deferred)
 
     def summary(self) -> str:
+        """One line that adds up: the jobs taken by outcome, how many of them ran, and why the
+        others did not, e.g. ``took 4 jobs (succeeded 2, retried 1, expired 1): ran 3,
+        1 expired without running in 0.04s``. Each outcome appears once as ``<outcome> N``."""
+        side = (Outcome.LOST, Outcome.RELEASED)  # not outcomes of a job taken: see ``taken``
         counts = ", ".join(
-            f"{o.value} {getattr(self, o.value)}" for o in Outcome if getattr(self, o.value)
+            f"{o.value} {getattr(self, o.value)}"
+            for o in Outcome
+            if o not in side and getattr(self, o.value)
         )
-        return f"ran {self.ran}" + (f" ({counts})" if counts else "") + f" in {self.duration:.2f}s"
+        taken = self.taken
+        line = f"took {taken} job{'' if taken == 1 else 's'}" + (f" ({counts})" if counts else "")
+        # A handler that ran ended SUCCEEDED, KEPT, RETRIED or FAILED; FAILED also counts jobs
+        # whose last attempt a stopped runner lost, which fail without running again.
+        ended = self.succeeded + self.kept + self.retried + self.failed
+        not_run = [
+            (self.expired, "expired"),
+            (self.deferred, "deferred"),
+            (max(0, ended - self.ran), "failed"),
+        ]
+        line += f": ran {self.ran}" + "".join(
+            f", {n} {what} without running" for n, what in not_run if n
+        )
+        why = {
+            Outcome.LOST: "attempts of stopped runners",
+            Outcome.RELEASED: "given back unstarted",
+        }
+        notes = [
+            f"{o.value} {getattr(self, o.value)} ({why[o]})" for o in side if getattr(self, o.value)
+        ]
+        if notes:
+            line += "; " + ", ".join(notes)
+        return f"{line} in {self.duration:.2f}s"

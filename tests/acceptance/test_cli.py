@@ -31,7 +31,11 @@ APPS = Path(__file__).parent / "apps"
 UNREACHABLE_URL = "mysql+pymysql://root@127.0.0.1:1/x"
 PAST = "2020-01-01T00:00:00Z"
 FUTURE = "2099-01-01T00:00:00Z"
-SUMMARY = re.compile(r"^jobsched run-due: ran (\d+)(?: \(([a-z0-9, ]+)\))? in \d+\.\d\ds$")
+SUMMARY = re.compile(
+    r"^jobsched run-due: took (?P<taken>\d+) jobs?(?: \((?P<counts>[a-z0-9, ]+)\))?: "
+    r"ran (?P<ran>\d+)(?P<not_run>(?:, \d+ [a-z]+ without running)*)"
+    r"(?:; (?P<notes>[a-z0-9, ()]+))? in \d+\.\d\ds$"
+)
 
 
 def run(
@@ -82,17 +86,24 @@ def show(url: str, job_id: str) -> dict[str, Any]:
 
 
 def summary(stdout: str) -> tuple[int, dict[str, int]]:
-    """``(ran, {outcome: count})`` from run-due's summary line."""
+    """``(ran, {outcome: count})`` from run-due's summary line, checking that it adds up: the
+    jobs taken are the sum of their outcomes, and those that ran plus those that did not."""
     lines = stdout.strip().splitlines()
     assert len(lines) == 1, stdout
     match = SUMMARY.match(lines[0])
     assert match, lines[0]
     counts = {}
-    for part in (match.group(2) or "").split(", "):
+    for part in (match["counts"] or "").split(", "):
         if part:
             name, number = part.split()
             counts[name] = int(number)
-    return int(match.group(1)), counts
+    taken, ran = int(match["taken"]), int(match["ran"])
+    assert taken == sum(counts.values()), lines[0]
+    not_run = [int(n) for n in re.findall(r", (\d+) [a-z]+ without running", match["not_run"])]
+    assert taken == ran + sum(not_run), lines[0]
+    for name, number in re.findall(r"([a-z]+) (\d+) \(", match["notes"] or ""):
+        counts[name] = int(number)
+    return ran, counts
 
 
 @pytest.fixture
@@ -461,6 +472,14 @@ def test_run_due_prints_one_summary_line(db_url: str) -> None:
     ran, counts = summary(ok(run("--app", "cli_app", "run-due", url=db_url)))
     assert (ran, counts) == (2, {"succeeded": 2})
     assert listed_ids(ok(run("list", url=db_url))) == ["not-yet"]
+
+
+def test_run_due_summary_adds_up_when_a_job_expired_without_running(db: str) -> None:
+    ok(run("schedule", "fresh", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "stale", "ok", "--at", PAST, "--expiry", "2020-01-01T00:00:01Z", url=db))
+    out = ok(run("--app", "cli_app", "run-due", url=db))
+    assert summary(out) == (1, {"succeeded": 1, "expired": 1})
+    assert "took 2 jobs (succeeded 1, expired 1): ran 1, 1 expired without running in" in out
 
 
 def test_run_due_limit_bounds_the_pass(db: str) -> None:
