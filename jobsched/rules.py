@@ -12,12 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from jobsched.errors import InvalidJobError
-from jobsched.model import DEFAULT_MAX_ATTEMPTS, RETRY_DELAY, Job, JSONValue, Outcome
+from jobsched.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    RETRY_DELAY,
+    Job,
+    JobInfo,
+    JobState,
+    JSONValue,
+    Outcome,
+)
 
 #: Longest job id or handler name, in characters.
 MAX_ID_LENGTH = 255
 #: Default cap on a job's JSON payload, in bytes of UTF-8 (``Scheduler(max_payload_bytes=...)``).
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: The largest ``max_attempts`` (a 32-bit INT column).
+MAX_ATTEMPTS = 2**31 - 1
 #: The most of an error message kept in ``last_error``, in bytes of UTF-8.
 MAX_ERROR_BYTES = 4000
 
@@ -131,8 +141,10 @@ def check_max_attempts(value: object) -> int:
         return DEFAULT_MAX_ATTEMPTS
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidJobError("max_attempts", f"expected an integer, got {value!r}")
-    if value < 1 or value > 2**31 - 1:
-        raise InvalidJobError("max_attempts", f"{value} is out of range; it must be at least 1")
+    if value < 1 or value > MAX_ATTEMPTS:
+        raise InvalidJobError(
+            "max_attempts", f"{value} is out of range; it must be from 1 to {MAX_ATTEMPTS}"
+        )
     return value
 
 
@@ -270,3 +282,34 @@ def describe_error(exc: BaseException) -> str:
         return cut_error(f"the handler called sys.exit({code})")
     text = f"{type(exc).__name__}: {exc}"
     return cut_error(text)
+
+
+#: How the ``last_error`` of a job a pass deferred (no handler registered) begins; the runner
+#: writes it, and a contract test checks that a deferred job reads as DEFERRED.
+DEFERRED_PREFIX = "no handler registered for "
+
+
+def job_state(
+    job: Job, *, claimed_until: datetime | None, started_at: datetime | None, now: datetime
+) -> JobState:
+    """Where ``job`` stands at ``now``, given its claim (see ``JobState``)."""
+    if claimed_until is not None and claimed_until > now:
+        return JobState.RUNNING if started_at is not None else JobState.CLAIMED
+    if started_at is not None:
+        return JobState.LOST
+    if job.last_error is not None and job.last_error.startswith(DEFERRED_PREFIX):
+        return JobState.DEFERRED
+    return JobState.DUE if job.start <= now else JobState.SCHEDULED
+
+
+def job_info(
+    job: Job,
+    *,
+    claimed_by: str | None,
+    claimed_until: datetime | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> JobInfo:
+    """``job`` with its claim and its state at ``now``."""
+    state = job_state(job, claimed_until=claimed_until, started_at=started_at, now=now)
+    return JobInfo(job, state, claimed_by, claimed_until, started_at)

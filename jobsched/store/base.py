@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import DatabaseError, UsageError
-from jobsched.model import Job, Mode
+from jobsched.model import Job, JobInfo, MigrateResult, Mode
 from jobsched.rules import NewJob
 
 T = TypeVar("T")
@@ -79,9 +79,14 @@ class Store(abc.ABC):
     #: True when separate ``run-due`` processes can share the jobs (a SQL database).
     shared = True
 
+    @property
+    def persistent(self) -> bool:
+        """False when the jobs live only as long as this process (memory://, in-memory SQLite)."""
+        return True
+
     @abc.abstractmethod
-    def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent)."""
+    def migrate(self) -> MigrateResult:
+        """Create or upgrade the schema (idempotent); says which it did."""
 
     @abc.abstractmethod
     def schedule(
@@ -181,6 +186,21 @@ class Store(abc.ABC):
         limit: int | None = None,
     ) -> Iterator[Job]:
         """Jobs ordered by start then id, optionally only those due at ``due_at``."""
+
+    @abc.abstractmethod
+    def get_info(self, job_id: str, now: datetime) -> JobInfo | None:
+        """The job with its claim and its state at ``now``, or None."""
+
+    @abc.abstractmethod
+    def list_info(
+        self,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobInfo]:
+        """``list_jobs``, each job with its claim and its state at ``now``."""
 
     @abc.abstractmethod
     def count(self) -> int: ...

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import JobExistsError, UsageError
-from jobsched.model import Job, Mode
-from jobsched.rules import NewJob, lost_attempt_error, parse_payload
+from jobsched.model import Job, JobInfo, MigrateResult, Mode
+from jobsched.rules import NewJob, job_info, lost_attempt_error, parse_payload
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
 
 T = TypeVar("T")
@@ -87,8 +87,13 @@ class MemoryStore(Store):
     def describe(self) -> str:
         return "memory://"
 
-    def migrate(self) -> None:
-        """Nothing to create: the in-memory store has no schema."""
+    @property
+    def persistent(self) -> bool:
+        return False
+
+    def migrate(self) -> MigrateResult:
+        """Nothing to create: the in-memory store has no schema, so it is always current."""
+        return MigrateResult.CURRENT
 
     # -- the index ------------------------------------------------------------------------------
 
@@ -334,6 +339,11 @@ class MemoryStore(Store):
             times = [e[0] for e in (self._top(self._waiting), self._top(self._held)) if e]
         return min(times, default=None)
 
+    def get_info(self, job_id: str, now: datetime) -> JobInfo | None:
+        with self._lock:
+            row = self._rows.get(job_id)
+            return None if row is None else _info(row, now)
+
     def list_jobs(
         self,
         *,
@@ -342,17 +352,34 @@ class MemoryStore(Store):
         limit: int | None = None,
     ) -> Iterator[Job]:
         with self._lock:
-            rows = [
-                row
-                for row in self._rows.values()
-                if (due_at is None or row.job.start <= due_at)
-                and (handler is None or row.job.handler == handler)
-            ]
-            rows.sort(key=lambda row: (row.job.start, row.job.job_id))
-            if limit is not None:
-                rows = rows[:limit]
+            rows = self._listed(due_at, handler, limit)
             jobs = [_job(row) for row in rows]
         return iter(jobs)
+
+    def list_info(
+        self,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobInfo]:
+        with self._lock:
+            infos = [_info(row, now) for row in self._listed(due_at, handler, limit)]
+        return iter(infos)
+
+    def _listed(
+        self, due_at: datetime | None, handler: str | None, limit: int | None
+    ) -> list[_Row]:
+        """Rows by start then id (the caller holds the lock)."""
+        rows = [
+            row
+            for row in self._rows.values()
+            if (due_at is None or row.job.start <= due_at)
+            and (handler is None or row.job.handler == handler)
+        ]
+        rows.sort(key=lambda row: (row.job.start, row.job.job_id))
+        return rows if limit is None else rows[:limit]
 
     def count(self) -> int:
         with self._lock:
@@ -362,6 +389,16 @@ class MemoryStore(Store):
 def _job(row: _Row) -> Job:
     """The stored job with a fresh copy of its data (the caller may change it freely)."""
     return replace(row.job, data=parse_payload(row.payload))
+
+
+def _info(row: _Row, now: datetime) -> JobInfo:
+    return job_info(
+        _job(row),
+        claimed_by=row.claimed_by,
+        claimed_until=row.claimed_until,
+        started_at=row.started_at,
+        now=now.astimezone(UTC),
+    )
 
 
 def _refuse_conn(conn: object) -> None:

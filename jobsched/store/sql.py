@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError
-from jobsched.model import Job, Mode
-from jobsched.rules import NewJob, cut_error, lost_attempt_error, parse_payload
+from jobsched.model import Job, JobInfo, MigrateResult, Mode
+from jobsched.rules import NewJob, cut_error, job_info, lost_attempt_error, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
 from jobsched.store.base import Claim, Cursor, Op, OpKind, Store, new_token, new_version
 from jobsched.store.dialect import (
@@ -24,8 +24,10 @@ from jobsched.store.dialect import (
     DUPLICATE,
     EXCLUDED,
     UNREACHABLE,
+    checked_url,
     dialect_for,
     family,
+    sqlite_in_memory,
 )
 
 log = logging.getLogger("jobsched")
@@ -43,14 +45,13 @@ BOOKKEEPING_PATIENCE = 60.0
 
 def create_engine(url: sa.URL) -> sa.Engine:
     """An engine set up the way jobsched needs it for ``url`` (SQLite or MySQL/MariaDB)."""
+    url = checked_url(url)
     backend = url.get_backend_name()
     if backend == "sqlite":
         return sa.create_engine(
             url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
         )
     if backend in ("mysql", "mariadb"):
-        if url.get_driver_name() in ("", "mysqldb"):
-            url = url.set(drivername=f"{backend}+pymysql")
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
         return sa.create_engine(
@@ -78,6 +79,10 @@ class SqlStore(Store):
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
+    @property
+    def persistent(self) -> bool:
+        return not sqlite_in_memory(self.engine.url)
+
     def close(self) -> None:
         if self.owned:
             self.engine.dispose()
@@ -90,20 +95,42 @@ class SqlStore(Store):
             return None
         return Path(url.database)
 
-    def migrate(self) -> None:
-        from jobsched.store.migrations import upgrade
+    def _check_directory(self) -> None:
+        """A SQLite file's directory must exist: SQLite creates the file, never the directory."""
+        path = self._sqlite_path()
+        if path is None or path.exists():
+            return
+        directory = path.resolve().parent
+        if not directory.is_dir():
+            problem = "is not a directory" if directory.exists() else "does not exist"
+            raise DatabaseError(
+                f"the directory {directory} of the SQLite database {self.describe()} {problem}: "
+                "check the database URL, or create the directory first"
+            )
 
+    def _revision(self, conn: sa.Connection) -> str | None:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        return None if revision is None else str(revision)
+
+    def migrate(self) -> MigrateResult:
+        from jobsched.store.migrations import result_of, upgrade
+
+        self._check_directory()
         try:
             with self.engine.connect() as conn:
                 self.dialect.check_server(conn)
                 if self.dialect.name == "sqlite":
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                before = self._revision(conn)
                 conn.commit()
             upgrade(self.engine)
         except sa.exc.DBAPIError as e:
             raise self._translate(e) from e
         self._ready = False
         self.ensure_ready()
+        return result_of(before)
 
     def ensure_ready(self) -> None:
         """Check once that the schema exists and is current (``SchemaError`` otherwise)."""
@@ -112,6 +139,7 @@ class SqlStore(Store):
         with self._ready_lock:
             if self._ready:
                 return
+            self._check_directory()
             path = self._sqlite_path()
             if path is not None and not path.exists():
                 raise SchemaError(
@@ -121,11 +149,7 @@ class SqlStore(Store):
             try:
                 with self.engine.connect() as conn:
                     self.dialect.check_server(conn)
-                    revision = None
-                    if sa.inspect(conn).has_table(VERSION_TABLE):
-                        revision = conn.execute(
-                            sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
-                        ).scalar()
+                    revision = self._revision(conn)
             except sa.exc.DBAPIError as e:
                 raise self._translate(e) from e
             where = self.describe()
@@ -525,6 +549,10 @@ class SqlStore(Store):
         query = sa.select(sa.func.min(due, type_=jobs.c.start_time.type))
         return self.transaction(lambda conn: conn.execute(query).scalar(), write=False)
 
+    def get_info(self, job_id: str, now: datetime) -> JobInfo | None:
+        row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+        return None if row is None else _info(row, now)
+
     def list_jobs(
         self,
         *,
@@ -532,6 +560,23 @@ class SqlStore(Store):
         handler: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Job]:
+        return (_job(row) for row in self._rows(due_at=due_at, handler=handler, limit=limit))
+
+    def list_info(
+        self,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobInfo]:
+        rows = self._rows(due_at=due_at, handler=handler, limit=limit)
+        return (_info(row, now) for row in rows)
+
+    def _rows(
+        self, *, due_at: datetime | None, handler: str | None, limit: int | None
+    ) -> Iterator[sa.Row[Any]]:
+        """Rows by start then id, a page per short transaction."""
         page = 500
         after: Cursor | None = None
         left = limit
@@ -550,8 +595,7 @@ class SqlStore(Store):
                 return list(conn.execute(query).all())
 
             rows = self.transaction(work, write=False)
-            for row in rows:
-                yield _job(row)
+            yield from rows
             if len(rows) < size:
                 return
             after = (rows[-1].start_time, rows[-1].job_id)
@@ -610,6 +654,16 @@ def _job(row: Any) -> Job:
         max_attempts=row.max_attempts,
         created_at=row.created_at,
         last_error=row.last_error,
+    )
+
+
+def _info(row: Any, now: datetime) -> JobInfo:
+    return job_info(
+        _job(row),
+        claimed_by=row.claimed_by,
+        claimed_until=row.claimed_until,
+        started_at=row.started_at,
+        now=now,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobsched import FakeClock, Job, Mode, RealClock, Scheduler
+from jobsched import FakeClock, Job, MigrateResult, Mode, RealClock, Scheduler
 from jobsched.errors import UsageError
 from jobsched.handlers import Registry
 from jobsched.rules import new_job
@@ -53,6 +53,10 @@ def test_migrate_is_a_no_op(memory: Scheduler) -> None:
     memory.migrate()
 
     assert memory.job_exists("a")
+
+
+def test_migrate_reports_the_schema_current(memory: Scheduler) -> None:
+    assert memory.migrate() is MigrateResult.CURRENT
 
 
 @pytest.mark.parametrize(
