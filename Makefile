@@ -16,11 +16,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 # The example shop app on the embedded SQLite default (examples/jobsched.db); safe to run again.
+# --verbose logs each job's outcome; the summary line adds them up.
 demo: $(VENV)/.installed
 	cd examples && unset JOBSCHED_DATABASE_URL JOBSCHED_APP && \
 	  $(JOBSCHED) migrate && \
 	  ../$(BIN)/python schedule_demo_jobs.py && \
-	  $(JOBSCHED) --app shop run-due && \
+	  $(JOBSCHED) --verbose --app shop run-due && \
 	  $(JOBSCHED) list
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml

@@ -9,7 +9,7 @@ import jobsched
 
 @jobsched.handler("send_welcome_email", timeout=30)
 def send_welcome_email(job: jobsched.Job) -> None:
-    print(f"  -> welcome email sent to {job.data['email']}")
+    print(f"  {job.job_id}: welcome email sent to {job.data['email']}")
 
 
 @jobsched.handler("sync_inventory", timeout=60)
@@ -20,13 +20,13 @@ def sync_inventory(job: jobsched.Job) -> None:
 
 @jobsched.handler("send_flash_sale_reminder")
 def send_flash_sale_reminder(job: jobsched.Job) -> None:
-    print(f"  -> reminder sent to {job.data['email']}")
+    print(f"  {job.job_id}: reminder sent to {job.data['email']}")
 
 
 @jobsched.handler("poll_payment")
 def poll_payment(job: jobsched.Job) -> bool:
     """Checks a payment every 10 minutes until it settles: it reschedules itself."""
-    print(f"  -> payment {job.data['payment']} still pending; checking again in 10 minutes")
+    print(f"  {job.job_id}: payment still pending; checking again in 10 minutes")
     jobsched.schedule_job(
         job.job_id, timedelta(minutes=10), job.handler, job.data, mode=jobsched.Mode.RESCHEDULE
     )

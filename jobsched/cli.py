@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
@@ -30,8 +32,9 @@ from jobsched.errors import (
     SchemaError,
     UsageError,
 )
-from jobsched.model import Job, Mode
+from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode
 from jobsched.scheduler import Scheduler
+from jobsched.schema import SCHEMA_REVISION
 from jobsched.timeparse import parse_duration, parse_when
 
 log = logging.getLogger("jobsched")
@@ -60,8 +63,19 @@ class Context:
         if self._scheduler is None:
             if import_apps:
                 import_app_modules(self.apps)
-            self._scheduler = Scheduler(self.database_url)
-            set_scheduler(self._scheduler)
+            scheduler = Scheduler(self.database_url)
+            if not scheduler.store.persistent:
+                # As typed: these URLs carry no password, and describe() would escape it.
+                where = self.database_url or scheduler.store.describe()
+                scheduler.close()
+                raise UsageError(
+                    f"the database {where} is in memory (or temporary) and ends with this "
+                    "command, so whatever the command wrote would be lost; use a database file "
+                    "(sqlite:///jobsched.db) or a server (memory:// is for tests through the "
+                    "Python API)"
+                )
+            self._scheduler = scheduler
+            set_scheduler(scheduler)
         return self._scheduler
 
 
@@ -72,10 +86,34 @@ def import_app_modules(names: list[str]) -> None:
     for name in names:
         try:
             importlib.import_module(name)
+        except SystemExit as e:
+            raise AppImportError(
+                f"app module {name!r} called sys.exit({e.code!r}) while being imported"
+                f"{raised_at(e)}"
+            ) from None
         except Exception as e:
             raise AppImportError(
-                f"cannot import app module {name!r}: {type(e).__name__}: {e}"
+                f"cannot import app module {name!r}: {type(e).__name__}: {e}{raised_at(e)}"
             ) from e
+
+
+_IMPORTLIB = os.path.dirname(importlib.__file__) + os.sep
+
+
+def raised_at(exc: BaseException) -> str:
+    """`` (at FILE, line N)`` of the frame that raised ``exc`` during an import, skipping
+    importlib's own frames; empty when there is none (a missing module) or the message has it
+    already (a syntax error)."""
+    if isinstance(exc, SyntaxError):
+        return ""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(("<frozen ", _IMPORTLIB)) and frame.filename != __file__
+    ]
+    if not frames:
+        return ""
+    return f" (at {frames[-1].filename}, line {frames[-1].lineno})"
 
 
 def _split_apps(values: tuple[str, ...]) -> list[str]:
@@ -101,6 +139,67 @@ def exit_codes(fn: F) -> F:
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"jobsched: error: {message}", err=True)
     sys.exit(code)
+
+
+#: The largest integer an option takes (the API's bound for max_attempts: a 32-bit INT column).
+MAX_INT = 2**31 - 1
+#: The most handlers a pass runs at once (threads).
+MAX_CONCURRENCY = 1000
+#: The longest --grace and --max-seconds: a day.
+MAX_SECONDS = 86400.0
+
+
+class Count(click.ParamType[Any]):
+    """A whole number from 1 to ``maximum`` (nan, inf and fractions are not whole numbers)."""
+
+    name = "N"
+
+    def __init__(self, maximum: int = MAX_INT) -> None:
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+        if not 1 <= number <= self.maximum:
+            self.fail(f"{value} is not in the range 1<=x<={self.maximum}", param, ctx)
+        return number
+
+
+class Seconds(click.ParamType[Any]):
+    """A finite number of seconds within bounds: nan and inf are refused, not compared."""
+
+    name = "SECONDS"
+
+    def __init__(self, *, minimum: float, maximum: float, min_open: bool = False) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.min_open = min_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        low = "<" if self.min_open else "<="
+        if (number <= self.minimum if self.min_open else number < self.minimum) or (
+            number > self.maximum
+        ):
+            self.fail(
+                f"{value!r} is not in the range {self.minimum:g}{low}x<={self.maximum:g} (seconds)",
+                param,
+                ctx,
+            )
+        return number
 
 
 class Duration(click.ParamType[Any]):
@@ -133,43 +232,119 @@ class When(click.ParamType[Any]):
 
 
 class JsonValue(click.ParamType[Any]):
+    """JSON text; ``@FILE`` reads it from a file and ``-`` from standard input (as curl does),
+    for payloads too big for a command line."""
+
     name = "JSON"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         def refuse(constant: str) -> NoReturn:
             raise ValueError(f"{constant} is not valid JSON")
 
+        text, source = self._read(value, param, ctx)
         try:
-            return json.loads(value, parse_constant=refuse)
+            return json.loads(text, parse_constant=refuse)
         except ValueError as e:
-            self.fail(f"{value!r} is not valid JSON: {e}", param, ctx)
+            self.fail(f"{source} is not valid JSON: {e}", param, ctx)
+
+    def _read(
+        self, value: str, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        """The JSON text and how to name where it came from."""
+        data: bytes
+        if value == "-":
+            data, source = sys.stdin.buffer.read(), "standard input"
+        elif value.startswith("@"):
+            path = value[1:]
+            source = f"the data file {path!r}"
+            try:
+                with open(path, "rb") as file:
+                    data = file.read()
+            except OSError as e:
+                self.fail(f"cannot read {source}: {e.strerror or e}", param, ctx)
+        else:
+            return value, repr(value)
+        try:
+            return data.decode("utf-8"), source
+        except UnicodeDecodeError as e:
+            self.fail(f"{source} is not UTF-8 text: {e}", param, ctx)
 
 
-def format_job(job: Job) -> str:
+def format_job(job: Job, info: JobInfo | None = None) -> str:
     lines = [
         f"job {job.job_id}",
         f"  handler:    {job.handler}",
+        *([f"  state:      {describe_state(info)}"] if info else []),
         f"  start:      {job.start.isoformat()}",
-        f"  expiry:     {job.expiry.isoformat() if job.expiry else '-'}",
+        f"  expiry:     {_iso(job.expiry) or '-'}",
         f"  attempts:   {job.attempts} of {job.max_attempts}",
-        f"  created:    {job.created_at.isoformat() if job.created_at else '-'}",
+        f"  created:    {_iso(job.created_at) or '-'}",
         f"  last error: {job.last_error or '-'}",
         f"  data:       {json.dumps(job.data, ensure_ascii=False)}",
     ]
     return "\n".join(lines)
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def describe_state(info: JobInfo) -> str:
+    """Where the job stands, in words, with its claim."""
+    by, until, since = info.claimed_by, _iso(info.claimed_until), _iso(info.started_at)
+    return {
+        JobState.SCHEDULED: "scheduled: its start is still to come",
+        JobState.DUE: "due: the next pass takes it",
+        JobState.CLAIMED: f"claimed by {by} until {until}, waiting to start",
+        JobState.RUNNING: f"running on {by} since {since}, claimed until {until}",
+        JobState.LOST: f"lost: its runner {by} stopped while running it (claim ran out at "
+        f"{until}); the next pass takes it over",
+        JobState.DEFERRED: "deferred: no handler was registered for it when a pass took it "
+        "(see last error)",
+    }[info.state]
+
+
+def list_line(info: JobInfo) -> str:
+    job = info.job
+    parts = [
+        job.start.isoformat(),
+        job.job_id,
+        job.handler,
+        info.state.value,
+        f"attempts {job.attempts}/{job.max_attempts}",
+    ]
+    if job.expiry:
+        parts.append(f"expires {job.expiry.isoformat()}")
+    if info.state is JobState.RUNNING:
+        parts.append(f"on {info.claimed_by} since {_iso(info.started_at)}")
+    if info.state in (JobState.RUNNING, JobState.CLAIMED, JobState.LOST):
+        parts.append(f"claimed by {info.claimed_by} until {_iso(info.claimed_until)}")
+    if job.last_error:
+        parts.append(f"last error: {_one_line(job.last_error)}")
+    return "  ".join(parts)
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def job_json(info: JobInfo) -> dict[str, Any]:
+    job = info.job
     return {
         "job_id": job.job_id,
         "handler": job.handler,
         "data": job.data,
         "start": job.start.isoformat(),
-        "expiry": job.expiry.isoformat() if job.expiry else None,
+        "expiry": _iso(job.expiry),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "created_at": _iso(job.created_at),
         "last_error": job.last_error,
+        "state": info.state.value,
+        "claimed_by": info.claimed_by,
+        "claimed_until": _iso(info.claimed_until),
+        "started_at": _iso(info.started_at),
     }
 
 
@@ -209,28 +384,35 @@ def cli(ctx: click.Context, database_url: str | None, apps: tuple[str, ...], ver
 def migrate(obj: Context) -> None:
     """Create or upgrade the jobs table (safe to run again)."""
     scheduler = obj.scheduler(import_apps=False)
-    scheduler.migrate()
-    click.echo(f"jobsched: schema is current in {scheduler.store.describe()}")
+    result = scheduler.migrate()
+    where = scheduler.store.describe()
+    message = {
+        MigrateResult.CREATED: f"created the schema (revision {SCHEMA_REVISION}) in {where}",
+        MigrateResult.UPGRADED: f"upgraded the schema to revision {SCHEMA_REVISION} in {where}",
+        MigrateResult.CURRENT: f"schema is current (revision {SCHEMA_REVISION}) in {where}; "
+        "nothing to do",
+    }[result]
+    click.echo(f"jobsched: {message}")
 
 
 @cli.command("run-due")
-@click.option("--limit", type=click.IntRange(min=1), help="Take at most N jobs in this pass.")
+@click.option("--limit", type=Count(), help="Take at most N jobs in this pass.")
 @click.option("--quiet", is_flag=True, help="Print nothing unless there was trouble (for cron).")
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=Count(MAX_CONCURRENCY),
     default=1,
     show_default=True,
     help="Run up to N handlers at once, in threads.",
 )
 @click.option(
     "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(minimum=0, maximum=MAX_SECONDS, min_open=True),
     help="Stop taking new jobs after S seconds.",
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
+    type=Seconds(minimum=0, maximum=MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process exits 1.",
@@ -316,7 +498,13 @@ MODE_NAMES = {mode.value: mode for mode in Mode}
 @click.argument("handler")
 @click.option("--at", "at", type=When(), help="Start time, ISO 8601 with a zone.")
 @click.option("--in", "in_", type=Duration(), help="Start after a duration: 90s, 15m, 2h, 3d, 1w.")
-@click.option("--data", type=JsonValue(), default="null", help="JSON payload.", show_default=True)
+@click.option(
+    "--data",
+    type=JsonValue(),
+    default="null",
+    show_default=True,
+    help="JSON payload; @FILE reads it from a file, - from standard input.",
+)
 @click.option(
     "--mode",
     type=click.Choice(sorted(MODE_NAMES)),
@@ -329,7 +517,7 @@ MODE_NAMES = {mode.value: mode for mode in Mode}
     type=When(),
     help="Do not start after this time (ISO 8601, or a duration after the start).",
 )
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts allowed (default 3).")
+@click.option("--max-attempts", type=Count(), help="Attempts allowed (default 3).")
 @click.pass_obj
 @exit_codes
 def schedule(
@@ -348,16 +536,69 @@ def schedule(
         raise UsageError("give exactly one of --at WHEN and --in DURATION")
     start = at if at is not None else in_
     assert start is not None
-    job = obj.scheduler(import_apps=False).schedule_job(
-        job_id,
-        start,
-        handler,
-        data,
-        mode=MODE_NAMES[mode],
-        expiry=expiry,
-        max_attempts=max_attempts,
-    )
+    try:
+        job = obj.scheduler(import_apps=False).schedule_job(
+            job_id,
+            start,
+            handler,
+            data,
+            mode=MODE_NAMES[mode],
+            expiry=expiry,
+            max_attempts=max_attempts,
+        )
+    except JobExistsError as e:
+        # The API's message names Mode members; here the user writes --mode values.
+        raise UsageError(
+            f"job {e.job_id!r} exists already; nothing was written (use --mode "
+            f"{Mode.IGNORE_IF_EXISTS.value} to keep it or --mode {Mode.RESCHEDULE.value} to "
+            "replace it)"
+        ) from None
     click.echo(format_job(job))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--at", "at", type=When(), help="New start time, ISO 8601 with a zone.")
+@click.option("--in", "in_", type=Duration(), help="Start after a duration from now: 0s, 15m, 2h.")
+@click.pass_obj
+@exit_codes
+def reschedule(
+    obj: Context, job_id: str, at: datetime | timedelta | None, in_: timedelta | None
+) -> None:
+    """Move job JOB_ID's start (--at WHEN or --in DURATION), keeping everything else.
+
+    Attempts, payload, handler and the expiry (a time) stay as they are; `--in 0s` runs it at
+    the next pass.
+    """
+    if (at is None) == (in_ is None):
+        raise UsageError("give exactly one of --at WHEN and --in DURATION")
+    scheduler = obj.scheduler(import_apps=False)
+    when = at if at is not None else in_
+    start = scheduler.now() + when if isinstance(when, timedelta) else when
+    assert isinstance(start, datetime)
+
+    seen: list[Job] = []
+
+    def move(job: Job | None) -> tuple[Job | None, Job | None]:
+        moved = None if job is None else replace(job, start=start)
+        seen[:] = [] if job is None else [job]
+        return moved, moved
+
+    try:
+        moved = scheduler.update_job(job_id, move)
+    except InvalidJobError as e:
+        if e.field != "expiry" or not seen or seen[0].expiry is None:
+            raise
+        raise InvalidJobError(
+            "start",
+            f"{start.isoformat()} is after the expiry {seen[0].expiry.isoformat()} of job "
+            f"{job_id!r}; nothing was changed (to give it a new expiry too, replace it: "
+            "jobsched schedule ... --mode reschedule)",
+        ) from None
+    if moved is None:
+        raise MissingJobError(f"no job {job_id!r}")
+    info = scheduler.get_job_info(job_id)
+    click.echo(format_job(info.job, info) if info else format_job(moved))
 
 
 @cli.command()
@@ -366,43 +607,42 @@ def schedule(
 @click.pass_obj
 @exit_codes
 def show(obj: Context, job_id: str, as_json: bool) -> None:
-    """Show one job."""
-    job = obj.scheduler(import_apps=False).get_job(job_id)
-    if job is None:
+    """Show one job, with where it stands (scheduled, due, claimed, running, lost, deferred)."""
+    info = obj.scheduler(import_apps=False).get_job_info(job_id)
+    if info is None:
         raise MissingJobError(f"no job {job_id!r}")
-    click.echo(json.dumps(job_json(job), ensure_ascii=False) if as_json else format_job(job))
+    if as_json:
+        click.echo(json.dumps(job_json(info), ensure_ascii=False))
+    else:
+        click.echo(format_job(info.job, info))
 
 
 @cli.command("list")
 @click.option("--due", is_flag=True, help="Only jobs whose start time has come.")
 @click.option("--handler", metavar="NAME", help="Only jobs for this handler.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
+@click.option("--limit", type=Count(), help="At most N jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
 @exit_codes
 def list_(obj: Context, due: bool, handler: str | None, limit: int | None, as_json: bool) -> None:
-    """List jobs by start time."""
-    jobs = obj.scheduler(import_apps=False).list_jobs(due=due, handler=handler, limit=limit)
+    """List jobs by start time, with where each stands."""
+    infos = obj.scheduler(import_apps=False).list_job_infos(due=due, handler=handler, limit=limit)
     if as_json:
-        for chunk in _json_array(jobs):
+        for chunk in _json_array(infos):
             click.echo(chunk, nl=False)
         click.echo()
         return
     count = 0
-    for job in jobs:
+    for info in infos:
         count += 1
-        expiry = f"  expires {job.expiry.isoformat()}" if job.expiry else ""
-        click.echo(
-            f"{job.start.isoformat()}  {job.job_id}  {job.handler}  "
-            f"attempts {job.attempts}/{job.max_attempts}{expiry}"
-        )
+        click.echo(list_line(info))
     click.echo(f"{count} job(s)", err=True)
 
 
-def _json_array(jobs: Iterator[Job]) -> Iterator[str]:
+def _json_array(infos: Iterator[JobInfo]) -> Iterator[str]:
     yield "["
-    for i, job in enumerate(jobs):
-        yield ("," if i else "") + json.dumps(job_json(job), ensure_ascii=False)
+    for i, info in enumerate(infos):
+        yield ("," if i else "") + json.dumps(job_json(info), ensure_ascii=False)
     yield "]"
 
 

@@ -59,6 +59,14 @@ class OpKind(enum.Enum):
     RELEASE = "release"
 
 
+class MigrateResult(enum.Enum):
+    """What ``migrate`` found and did."""
+
+    CREATED = "created"  # there was no jobsched schema: it was created
+    UPGRADED = "upgraded"  # the schema was at an older revision: it was brought up to date
+    CURRENT = "current"  # the schema was current already: nothing was done
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A scheduled job as stored. Times are aware UTC datetimes."""
@@ -72,6 +80,43 @@ class Job:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     created_at: datetime | None = None
     last_error: str | None = None
+
+
+class JobState(enum.Enum):
+    """Where a job stands at a given time (``rules.job_state``); ``show`` and ``list`` say it."""
+
+    SCHEDULED = "scheduled"  # its start is still to come
+    DUE = "due"  # its start has come and no runner holds it: the next pass takes it
+    CLAIMED = "claimed"  # a runner holds it and has not started its handler yet
+    RUNNING = "running"  # a runner holds it and its handler is running
+    LOST = "lost"  # its handler started, but the runner's claim ran out: that runner stopped
+    DEFERRED = "deferred"  # a pass put it off: no handler was registered under its name
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job with its claim as stored (``rules.job_info`` tells where it stands)."""
+
+    job: Job
+    claimed_by: str | None
+    claimed_until: datetime | None
+    started_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job with its claim, read at one time: ``Scheduler.get_job_info``/``list_job_infos``.
+
+    ``claimed_by`` (``host:pid``) and ``claimed_until`` stay set after a claim runs out;
+    ``started_at`` is set while an attempt's handler runs (or was running when its runner
+    stopped).
+    """
+
+    job: Job
+    state: JobState
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +224,35 @@ class RunReport:
         return bool(self.failed or self.retried or self.lost or self.deferred)
 
     def summary(self) -> str:
+        """One line that adds up: the jobs taken by outcome, how many of them ran, and why the
+        others did not, e.g. ``took 4 jobs (succeeded 2, retried 1, expired 1): ran 3,
+        1 expired without running in 0.04s``. Each outcome appears once as ``<outcome> N``."""
+        side = (Outcome.LOST, Outcome.RELEASED)  # not outcomes of a job taken: see ``taken``
         counts = ", ".join(
-            f"{o.value} {getattr(self, o.value)}" for o in Outcome if getattr(self, o.value)
+            f"{o.value} {getattr(self, o.value)}"
+            for o in Outcome
+            if o not in side and getattr(self, o.value)
         )
-        return f"ran {self.ran}" + (f" ({counts})" if counts else "") + f" in {self.duration:.2f}s"
+        taken = self.taken
+        line = f"took {taken} job{'' if taken == 1 else 's'}" + (f" ({counts})" if counts else "")
+        # A handler that ran ended SUCCEEDED, KEPT, RETRIED or FAILED; FAILED also counts jobs
+        # whose last attempt a stopped runner lost, which fail without running again.
+        ended = self.succeeded + self.kept + self.retried + self.failed
+        not_run = [
+            (self.expired, "expired"),
+            (self.deferred, "deferred"),
+            (max(0, ended - self.ran), "failed"),
+        ]
+        line += f": ran {self.ran}" + "".join(
+            f", {n} {what} without running" for n, what in not_run if n
+        )
+        why = {
+            Outcome.LOST: "attempts of stopped runners",
+            Outcome.RELEASED: "given back unstarted",
+        }
+        notes = [
+            f"{o.value} {getattr(self, o.value)} ({why[o]})" for o in side if getattr(self, o.value)
+        ]
+        if notes:
+            line += "; " + ", ".join(notes)
+        return f"{line} in {self.duration:.2f}s"

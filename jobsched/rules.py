@@ -15,6 +15,9 @@ from jobsched.model import (
     DEFAULT_MAX_ATTEMPTS,
     RETRY_DELAY,
     Job,
+    JobInfo,
+    JobRecord,
+    JobState,
     JSONValue,
     NewJob,
     OpKind,
@@ -27,6 +30,8 @@ from jobsched.model import (
 MAX_ID_LENGTH = 255
 #: Default cap on a job's JSON payload, in bytes of UTF-8 (``Scheduler(max_payload_bytes=...)``).
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: The largest ``max_attempts`` (a 32-bit INT column).
+MAX_ATTEMPTS = 2**31 - 1
 #: The most of an error message kept in ``last_error``, in bytes of UTF-8.
 MAX_ERROR_BYTES = 4000
 
@@ -128,8 +133,10 @@ def check_max_attempts(value: object) -> int:
         return DEFAULT_MAX_ATTEMPTS
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidJobError("max_attempts", f"expected an integer, got {value!r}")
-    if value < 1 or value > 2**31 - 1:
-        raise InvalidJobError("max_attempts", f"{value} is out of range; it must be at least 1")
+    if value < 1 or value > MAX_ATTEMPTS:
+        raise InvalidJobError(
+            "max_attempts", f"{value} is out of range; it must be from 1 to {MAX_ATTEMPTS}"
+        )
     return value
 
 
@@ -283,7 +290,7 @@ def after_attempt(
 def no_handler_error(handler: str) -> str:
     """The ``last_error`` of a job deferred because no handler is registered for it."""
     return (
-        f"no handler registered for {handler!r} (is the module that defines it imported, "
+        f"{DEFERRED_PREFIX}{handler!r} (is the module that defines it imported, "
         "with --app?); deferred, no attempt spent"
     )
 
@@ -348,3 +355,29 @@ def describe_error(exc: BaseException) -> str:
         return cut_error(f"the handler called sys.exit({code})")
     text = f"{type(exc).__name__}: {exc}"
     return cut_error(text)
+
+
+#: How the ``last_error`` of a job a pass deferred (no handler registered) begins; the runner
+#: writes it, and a contract test checks that a deferred job reads as DEFERRED.
+DEFERRED_PREFIX = "no handler registered for "
+
+
+def job_state(
+    job: Job, *, claimed_until: datetime | None, started_at: datetime | None, now: datetime
+) -> JobState:
+    """Where ``job`` stands at ``now``, given its claim (see ``JobState``)."""
+    if claimed_until is not None and claimed_until > now:
+        return JobState.RUNNING if started_at is not None else JobState.CLAIMED
+    if started_at is not None:
+        return JobState.LOST
+    if job.last_error is not None and job.last_error.startswith(DEFERRED_PREFIX):
+        return JobState.DEFERRED
+    return JobState.DUE if job.start <= now else JobState.SCHEDULED
+
+
+def job_info(record: JobRecord, now: datetime) -> JobInfo:
+    """A stored job with its claim, and where it stands at ``now``."""
+    state = job_state(
+        record.job, claimed_until=record.claimed_until, started_at=record.started_at, now=now
+    )
+    return JobInfo(record.job, state, record.claimed_by, record.claimed_until, record.started_at)

@@ -14,7 +14,16 @@ from jobsched.clock import Clock, RealClock
 from jobsched.errors import InvalidJobError, JobExistsError, UsageError
 from jobsched.handlers import Registry
 from jobsched.handlers import registry as default_registry
-from jobsched.model import Job, JobSpec, JSONValue, Mode, NewJob, RunReport
+from jobsched.model import (
+    Job,
+    JobInfo,
+    JobSpec,
+    JSONValue,
+    MigrateResult,
+    Mode,
+    NewJob,
+    RunReport,
+)
 from jobsched.runner import Pass, PassOptions
 from jobsched.store import Store, open_store
 
@@ -70,9 +79,9 @@ class Scheduler:
 
     # -- schema ---------------------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest revision (idempotent)."""
-        self.store.migrate()
+    def migrate(self) -> MigrateResult:
+        """Create or upgrade the schema to the newest revision (idempotent); says which it did."""
+        return self.store.migrate()
 
     # -- writing jobs ---------------------------------------------------------------------------
 
@@ -210,6 +219,21 @@ class Scheduler:
         return self.store.list_jobs(
             due_at=self.now() if due else None, handler=handler, limit=limit
         )
+
+    def get_job_info(self, job_id: str) -> JobInfo | None:
+        """The job with its claim and where it stands now (``JobInfo.state``), or None."""
+        record = self.store.get_record(rules.check_name(job_id, "job_id"))
+        return None if record is None else rules.job_info(record, self.now())
+
+    def list_job_infos(
+        self, *, due: bool = False, handler: str | None = None, limit: int | None = None
+    ) -> Iterator[JobInfo]:
+        """``list_jobs``, each job with its claim and where it stands now (one ``now``)."""
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise UsageError(f"limit must be a positive integer, got {limit!r}")
+        now = self.now()
+        records = self.store.list_records(due_at=now if due else None, handler=handler, limit=limit)
+        return (rules.job_info(record, now) for record in records)
 
     def count_jobs(self) -> int:
         """How many jobs there are."""

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import DatabaseError, UsageError
-from jobsched.model import Job, Mode, NewJob, OpKind
+from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind
 
 T = TypeVar("T")
 
@@ -92,9 +92,14 @@ class Store(abc.ABC):
     #: True when separate ``run-due`` processes can share the jobs (a SQL database).
     shared = True
 
+    @property
+    def persistent(self) -> bool:
+        """False when the jobs live only as long as this process (memory://, in-memory SQLite)."""
+        return True
+
     @abc.abstractmethod
-    def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent)."""
+    def migrate(self) -> MigrateResult:
+        """Create or upgrade the schema (idempotent); says which it did."""
 
     @abc.abstractmethod
     def schedule(
@@ -192,6 +197,20 @@ class Store(abc.ABC):
         limit: int | None = None,
     ) -> Iterator[Job]:
         """Jobs ordered by start then id, optionally only those due at ``due_at``."""
+
+    @abc.abstractmethod
+    def get_record(self, job_id: str) -> JobRecord | None:
+        """The job with its claim, or None."""
+
+    @abc.abstractmethod
+    def list_records(
+        self,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobRecord]:
+        """``list_jobs``, each job with its claim."""
 
     @abc.abstractmethod
     def count(self) -> int: ...

@@ -378,7 +378,45 @@ def dialect_for(name: str) -> Dialect:
         return SqliteDialect()
     if name in ("mysql", "mariadb"):
         return MysqlDialect()
-    raise UsageError(
-        f"jobsched does not support {name!r} databases yet; use sqlite:///FILE or "
-        "mysql+pymysql://USER:PASSWORD@HOST/DB"
-    )
+    raise UsageError(f"jobsched does not support {name!r} databases yet; {SUPPORTED_URLS}")
+
+
+#: What an error about an unsupported URL suggests instead.
+SUPPORTED_URLS = (
+    "supported are sqlite:///PATH (a file), mysql+pymysql://USER:PASSWORD@HOST/DB and "
+    "mariadb+pymysql://USER:PASSWORD@HOST/DB (a plain mysql:// or mariadb:// means PyMySQL), "
+    "and memory:// for tests through the Python API"
+)
+
+#: The drivers jobsched accepts for each backend ("" is a URL that names none).
+_DRIVERS = {"sqlite": ("", "pysqlite"), "mysql": ("", "pymysql"), "mariadb": ("", "pymysql")}
+
+
+def checked_url(url: sa.URL) -> sa.URL:
+    """``url`` if jobsched supports its backend and driver (``UsageError`` otherwise), with a
+    MySQL/MariaDB URL that names no driver set to PyMySQL."""
+    scheme = url.drivername.lower()
+    backend, _, driver = scheme.partition("+")
+    if backend not in _DRIVERS:
+        raise UsageError(f"jobsched does not support {scheme}:// URLs; {SUPPORTED_URLS}")
+    if driver not in _DRIVERS[backend]:
+        raise UsageError(
+            f"jobsched does not support the {driver!r} driver ({scheme}:// URL); {SUPPORTED_URLS}"
+        )
+    if backend in ("mysql", "mariadb"):
+        scheme = f"{backend}+pymysql"
+    return url.set(drivername=scheme)
+
+
+def sqlite_in_memory(url: sa.URL) -> bool:
+    """True if ``url`` names a SQLite database that lives only as long as its connections:
+    ``sqlite://``, ``sqlite:///:memory:``, ``file::memory:`` or ``mode=memory`` URIs, and the
+    empty path (a temporary database)."""
+    if url.drivername.lower().partition("+")[0] != "sqlite":
+        return False
+    database = url.database or ""
+    if url.query.get("mode") == "memory":
+        return True
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        database = database.removeprefix("file:").split("?")[0]
+    return database in ("", ":memory:")

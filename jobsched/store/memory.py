@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from jobsched.errors import JobExistsError, UsageError
-from jobsched.model import Job, Mode, NewJob, OpKind, parse_payload
+from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind, parse_payload
 from jobsched.store.base import (
     Claim,
     ClaimRequest,
@@ -93,8 +93,13 @@ class MemoryStore(Store):
     def describe(self) -> str:
         return "memory://"
 
-    def migrate(self) -> None:
-        """Nothing to create: the in-memory store has no schema."""
+    @property
+    def persistent(self) -> bool:
+        return False
+
+    def migrate(self) -> MigrateResult:
+        """Nothing to create: the in-memory store has no schema, so it is always current."""
+        return MigrateResult.CURRENT
 
     # -- the index ------------------------------------------------------------------------------
 
@@ -341,6 +346,11 @@ class MemoryStore(Store):
             times = [e[0] for e in (self._top(self._waiting), self._top(self._held)) if e]
         return min(times, default=None)
 
+    def get_record(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._rows.get(job_id)
+            return None if row is None else _record(row)
+
     def list_jobs(
         self,
         *,
@@ -349,17 +359,33 @@ class MemoryStore(Store):
         limit: int | None = None,
     ) -> Iterator[Job]:
         with self._lock:
-            rows = [
-                row
-                for row in self._rows.values()
-                if (due_at is None or row.job.start <= due_at)
-                and (handler is None or row.job.handler == handler)
-            ]
-            rows.sort(key=lambda row: (row.job.start, row.job.job_id))
-            if limit is not None:
-                rows = rows[:limit]
+            rows = self._listed(due_at, handler, limit)
             jobs = [_job(row) for row in rows]
         return iter(jobs)
+
+    def list_records(
+        self,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobRecord]:
+        with self._lock:
+            records = [_record(row) for row in self._listed(due_at, handler, limit)]
+        return iter(records)
+
+    def _listed(
+        self, due_at: datetime | None, handler: str | None, limit: int | None
+    ) -> list[_Row]:
+        """Rows by start then id (the caller holds the lock)."""
+        rows = [
+            row
+            for row in self._rows.values()
+            if (due_at is None or row.job.start <= due_at)
+            and (handler is None or row.job.handler == handler)
+        ]
+        rows.sort(key=lambda row: (row.job.start, row.job.job_id))
+        return rows if limit is None else rows[:limit]
 
     def count(self) -> int:
         with self._lock:
@@ -369,6 +395,10 @@ class MemoryStore(Store):
 def _job(row: _Row) -> Job:
     """The stored job with a fresh copy of its data (the caller may change it freely)."""
     return replace(row.job, data=parse_payload(row.payload))
+
+
+def _record(row: _Row) -> JobRecord:
+    return JobRecord(_job(row), row.claimed_by, row.claimed_until, row.started_at)
 
 
 def _refuse_conn(conn: object) -> None:

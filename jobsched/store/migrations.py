@@ -7,6 +7,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from jobsched.model import MigrateResult
+from jobsched.schema import SCHEMA_REVISION
+
 
 def migrations_dir() -> Path:
     """The revisions: inside the wheel (``jobsched/_migrations``) or the checkout's top level."""
@@ -28,3 +31,12 @@ def upgrade(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def result_of(before: str | None) -> MigrateResult:
+    """What an upgrade to the newest revision did, given the revision it found (None: none)."""
+    if before is None:
+        return MigrateResult.CREATED
+    if before == SCHEMA_REVISION:
+        return MigrateResult.CURRENT
+    return MigrateResult.UPGRADED

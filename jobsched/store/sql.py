@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError, cut_text
-from jobsched.model import Job, Mode, NewJob, OpKind, parse_payload
+from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind, parse_payload
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
 from jobsched.store.base import (
     Claim,
@@ -33,9 +33,11 @@ from jobsched.store.dialect import (
     DUPLICATE,
     EXCLUDED,
     UNREACHABLE,
+    checked_url,
     chunks,
     dialect_for,
     family,
+    sqlite_in_memory,
 )
 
 log = logging.getLogger("jobsched")
@@ -53,14 +55,13 @@ BOOKKEEPING_PATIENCE = 60.0
 
 def create_engine(url: sa.URL) -> sa.Engine:
     """An engine set up the way jobsched needs it for ``url`` (SQLite or MySQL/MariaDB)."""
+    url = checked_url(url)
     backend = url.get_backend_name()
     if backend == "sqlite":
         return sa.create_engine(
             url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
         )
     if backend in ("mysql", "mariadb"):
-        if url.get_driver_name() in ("", "mysqldb"):
-            url = url.set(drivername=f"{backend}+pymysql")
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
         return sa.create_engine(
@@ -88,6 +89,10 @@ class SqlStore(Store):
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
+    @property
+    def persistent(self) -> bool:
+        return not sqlite_in_memory(self.engine.url)
+
     def close(self) -> None:
         if self.owned:
             self.engine.dispose()
@@ -100,20 +105,42 @@ class SqlStore(Store):
             return None
         return Path(url.database)
 
-    def migrate(self) -> None:
-        from jobsched.store.migrations import upgrade
+    def _check_directory(self) -> None:
+        """A SQLite file's directory must exist: SQLite creates the file, never the directory."""
+        path = self._sqlite_path()
+        if path is None or path.exists():
+            return
+        directory = path.resolve().parent
+        if not directory.is_dir():
+            problem = "is not a directory" if directory.exists() else "does not exist"
+            raise DatabaseError(
+                f"the directory {directory} of the SQLite database {self.describe()} {problem}: "
+                "check the database URL, or create the directory first"
+            )
 
+    def _revision(self, conn: sa.Connection) -> str | None:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        return None if revision is None else str(revision)
+
+    def migrate(self) -> MigrateResult:
+        from jobsched.store.migrations import result_of, upgrade
+
+        self._check_directory()
         try:
             with self.engine.connect() as conn:
                 self.dialect.check_server(conn)
                 if self.dialect.name == "sqlite":
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                before = self._revision(conn)
                 conn.commit()
             upgrade(self.engine)
         except sa.exc.DBAPIError as e:
             raise self._translate(e) from e
         self._ready = False
         self.ensure_ready()
+        return result_of(before)
 
     def ensure_ready(self) -> None:
         """Check once that the schema exists and is current (``SchemaError`` otherwise)."""
@@ -122,6 +149,7 @@ class SqlStore(Store):
         with self._ready_lock:
             if self._ready:
                 return
+            self._check_directory()
             path = self._sqlite_path()
             if path is not None and not path.exists():
                 raise SchemaError(
@@ -131,11 +159,7 @@ class SqlStore(Store):
             try:
                 with self.engine.connect() as conn:
                     self.dialect.check_server(conn)
-                    revision = None
-                    if sa.inspect(conn).has_table(VERSION_TABLE):
-                        revision = conn.execute(
-                            sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
-                        ).scalar()
+                    revision = self._revision(conn)
             except sa.exc.DBAPIError as e:
                 raise self._translate(e) from e
             where = self.describe()
@@ -600,6 +624,10 @@ class SqlStore(Store):
         query = sa.select(sa.func.min(due, type_=jobs.c.start_time.type))
         return self.transaction(lambda conn: conn.execute(query).scalar(), write=False)
 
+    def get_record(self, job_id: str) -> JobRecord | None:
+        row = self.transaction(lambda conn: self._row(conn, job_id), write=False)
+        return None if row is None else _record(row)
+
     def list_jobs(
         self,
         *,
@@ -607,6 +635,22 @@ class SqlStore(Store):
         handler: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Job]:
+        return (_job(row) for row in self._rows(due_at=due_at, handler=handler, limit=limit))
+
+    def list_records(
+        self,
+        *,
+        due_at: datetime | None = None,
+        handler: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobRecord]:
+        rows = self._rows(due_at=due_at, handler=handler, limit=limit)
+        return (_record(row) for row in rows)
+
+    def _rows(
+        self, *, due_at: datetime | None, handler: str | None, limit: int | None
+    ) -> Iterator[sa.Row[Any]]:
+        """Rows by start then id, a page per short transaction."""
         page = 500
         after: Cursor | None = None
         left = limit
@@ -625,8 +669,7 @@ class SqlStore(Store):
                 return list(conn.execute(query).all())
 
             rows = self.transaction(work, write=False)
-            for row in rows:
-                yield _job(row)
+            yield from rows
             if len(rows) < size:
                 return
             after = (rows[-1].start_time, rows[-1].job_id)
@@ -699,6 +742,10 @@ def _job(row: Any) -> Job:
         created_at=row.created_at,
         last_error=row.last_error,
     )
+
+
+def _record(row: Any) -> JobRecord:
+    return JobRecord(_job(row), row.claimed_by, row.claimed_until, row.started_at)
 
 
 def default_url() -> str:

@@ -12,9 +12,11 @@ import json
 import os
 import re
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +31,11 @@ APPS = Path(__file__).parent / "apps"
 UNREACHABLE_URL = "mysql+pymysql://root@127.0.0.1:1/x"
 PAST = "2020-01-01T00:00:00Z"
 FUTURE = "2099-01-01T00:00:00Z"
-SUMMARY = re.compile(r"^jobsched run-due: ran (\d+)(?: \(([a-z0-9, ]+)\))? in \d+\.\d\ds$")
+SUMMARY = re.compile(
+    r"^jobsched run-due: took (?P<taken>\d+) jobs?(?: \((?P<counts>[a-z0-9, ]+)\))?: "
+    r"ran (?P<ran>\d+)(?P<not_run>(?:, \d+ [a-z]+ without running)*)"
+    r"(?:; (?P<notes>[a-z0-9, ()]+))? in \d+\.\d\ds$"
+)
 
 
 def run(
@@ -37,6 +43,7 @@ def run(
     url: str | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``jobsched [--database-url URL] ARGS`` with a clean jobsched environment."""
     environ = {
@@ -45,7 +52,7 @@ def run(
     environ.update(env or {})
     argv = [str(JOBSCHED)] + (["--database-url", url] if url else []) + list(args)
     return subprocess.run(
-        argv, capture_output=True, text=True, cwd=cwd or APPS, env=environ, timeout=120
+        argv, capture_output=True, text=True, cwd=cwd or APPS, env=environ, timeout=120, input=stdin
     )
 
 
@@ -79,17 +86,24 @@ def show(url: str, job_id: str) -> dict[str, Any]:
 
 
 def summary(stdout: str) -> tuple[int, dict[str, int]]:
-    """``(ran, {outcome: count})`` from run-due's summary line."""
+    """``(ran, {outcome: count})`` from run-due's summary line, checking that it adds up: the
+    jobs taken are the sum of their outcomes, and those that ran plus those that did not."""
     lines = stdout.strip().splitlines()
     assert len(lines) == 1, stdout
     match = SUMMARY.match(lines[0])
     assert match, lines[0]
     counts = {}
-    for part in (match.group(2) or "").split(", "):
+    for part in (match["counts"] or "").split(", "):
         if part:
             name, number = part.split()
             counts[name] = int(number)
-    return int(match.group(1)), counts
+    taken, ran = int(match["taken"]), int(match["ran"])
+    assert taken == sum(counts.values()), lines[0]
+    not_run = [int(n) for n in re.findall(r", (\d+) [a-z]+ without running", match["not_run"])]
+    assert taken == ran + sum(not_run), lines[0]
+    for name, number in re.findall(r"([a-z]+) (\d+) \(", match["notes"] or ""):
+        counts[name] = int(number)
+    return ran, counts
 
 
 @pytest.fixture
@@ -103,8 +117,10 @@ def db(sqlite_url: str) -> str:
 
 def test_migrate_creates_the_schema_and_can_run_again(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    assert "schema is current" in ok(run("migrate", url=url))
-    assert "schema is current" in ok(run("migrate", url=url))
+    assert "created the schema" in ok(run("migrate", url=url))
+    again = ok(run("migrate", url=url))
+    assert "schema is current" in again
+    assert "nothing to do" in again
     assert ok(run("list", url=url)) == ""
 
 
@@ -188,6 +204,15 @@ def test_schedule_mode_new_refuses_an_existing_id(db: str) -> None:
     assert show(db, "s5")["start"] == "2099-01-01T00:00:00+00:00"
 
 
+def test_the_duplicate_id_message_spells_the_modes_as_the_cli_takes_them(db: str) -> None:
+    ok(run("schedule", "s5", "ok", "--at", FUTURE, url=db))
+    line = fails(run("schedule", "s5", "ok", "--at", PAST, url=db), 2, "s5", "exists")
+    assert "--mode ignore-if-exists" in line
+    assert "--mode reschedule" in line
+    assert "IGNORE_IF_EXISTS" not in line
+    assert "RESCHEDULE" not in line
+
+
 def test_schedule_mode_ignore_if_exists_keeps_the_existing_job(db: str) -> None:
     ok(run("schedule", "s6", "ok", "--at", FUTURE, "--data", '{"v": 1}', url=db))
     out = ok(
@@ -212,6 +237,42 @@ def test_schedule_mode_reschedule_replaces_the_existing_job(db: str) -> None:
     assert job["start"] == "2020-01-01T00:00:00+00:00"
 
 
+def test_schedule_reads_data_too_big_for_a_command_line_from_a_file(
+    db: str, tmp_path: Path
+) -> None:
+    data = {"rows": ["é" * 1000] * 500}  # about 1 MB of UTF-8: more than one argument may hold
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    ok(run("schedule", "f1", "ok", "--in", "1h", "--data", f"@{path}", url=db))
+    assert show(db, "f1")["data"] == data
+
+
+def test_schedule_reads_data_from_standard_input(db: str) -> None:
+    data = {"user": 42, "tags": ["🎉"] * 50_000}
+    stdin = json.dumps(data, ensure_ascii=False)
+    ok(run("schedule", "f2", "ok", "--in", "1h", "--data", "-", url=db, stdin=stdin))
+    assert show(db, "f2")["data"] == data
+
+
+def test_a_missing_data_file_exits_2_naming_it(db: str, tmp_path: Path) -> None:
+    path = tmp_path / "missing.json"
+    line = fails(run("schedule", "f3", "ok", "--in", "1h", "--data", f"@{path}", url=db), 2)
+    assert str(path) in line
+    assert "No such file" in line
+    assert ok(run("list", url=db)) == ""
+
+
+def test_bad_json_in_a_data_file_exits_2_naming_the_file_not_its_text(
+    db: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"secret-ish": "x"' + " " * 10_000, encoding="utf-8")
+    line = fails(run("schedule", "f4", "ok", "--in", "1h", "--data", f"@{path}", url=db), 2)
+    assert str(path) in line
+    assert "JSON" in line
+    assert "secret-ish" not in line
+
+
 # -- show, list, remove -------------------------------------------------------------------------
 
 
@@ -229,11 +290,82 @@ def test_show_json_prints_every_field(db: str) -> None:
     job = show(db, "v2")
     assert set(job) == {
         "job_id", "handler", "data", "start", "expiry", "attempts", "max_attempts",
-        "created_at", "last_error",
+        "created_at", "last_error", "state", "claimed_by", "claimed_until", "started_at",
     }  # fmt: skip
     assert job["data"] == [1, 2]
     assert job["expiry"] is None
     assert job["last_error"] is None
+    assert job["state"] == "scheduled"
+    assert (job["claimed_by"], job["claimed_until"], job["started_at"]) == (None, None, None)
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_show_and_list_say_a_running_job_runs_on_whom_since_and_until_when(
+    db: str, tmp_path: Path
+) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    data = json.dumps({"started": str(started), "gate": str(gate)})
+    ok(run("schedule", "g", "gated", "--at", PAST, "--data", data, url=db))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+    argv = [str(JOBSCHED), "--database-url", db, "--app", "gated_app", "run-due"]
+    runner = subprocess.Popen(
+        argv, cwd=APPS, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(started, runner)
+        job = show(db, "g")
+        assert job["state"] == "running"
+        assert job["claimed_by"] == f"{socket.gethostname()}:{runner.pid}"
+        since = datetime.fromisoformat(job["started_at"])
+        until = datetime.fromisoformat(job["claimed_until"])
+        assert since < until <= since + timedelta(seconds=600)
+        assert job["attempts"] == 1
+        text = ok(run("show", "g", url=db))
+        assert f"running on {job['claimed_by']} since {job['started_at']}" in text
+        assert f"claimed until {job['claimed_until']}" in text
+        [line] = ok(run("list", url=db)).splitlines()
+        assert line.split()[3] == "running"
+        assert f"on {job['claimed_by']} since {job['started_at']}" in line
+        [listed] = json.loads(ok(run("list", "--json", url=db)))
+        assert listed == job
+    finally:
+        gate.touch()
+        _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    assert ok(run("list", url=db)) == ""
+
+
+def test_show_and_list_say_a_job_is_deferred_due_or_scheduled_with_its_last_error(
+    db: str,
+) -> None:
+    ok(run("schedule", "d", "no-such-handler", "--at", PAST, url=db))
+    summary(ok(run("--app", "cli_app", "run-due", url=db)))
+    ok(run("schedule", "now", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "later", "ok", "--at", FUTURE, url=db))
+    jobs = {job["job_id"]: job for job in json.loads(ok(run("list", "--json", url=db)))}
+    assert {job_id: job["state"] for job_id, job in jobs.items()} == {
+        "d": "deferred",
+        "now": "due",
+        "later": "scheduled",
+    }
+    assert "no-such-handler" in jobs["d"]["last_error"]
+    lines = {line.split()[1]: line for line in ok(run("list", url=db)).splitlines()}
+    assert lines["d"].split()[3] == "deferred"
+    assert "last error: no handler registered for 'no-such-handler'" in lines["d"]
+    assert lines["now"].split()[3] == "due"
+    assert lines["later"].split()[3] == "scheduled"
+    assert "last error" not in lines["later"]
+    text = ok(run("show", "d", url=db))
+    assert "state:      deferred" in text
+    assert "no-such-handler" in text
+    assert show(db, "d") == jobs["d"]
 
 
 @pytest.fixture
@@ -283,6 +415,58 @@ def test_remove_removes_the_job(db: str) -> None:
     fails(run("show", "r1", url=db), 2, "r1")
 
 
+# -- reschedule ---------------------------------------------------------------------------------
+
+
+def test_reschedule_moves_the_start_and_keeps_everything_else(db: str) -> None:
+    ok(
+        run("schedule", "r1", "boom", "--at", PAST, "--expiry", FUTURE, "--max-attempts", "5",
+            "--data", '{"user": 42}', url=db)
+    )  # fmt: skip
+    ok(run("--app", "cli_app", "run-due", url=db), handler_failed=True)
+    before = show(db, "r1")
+    assert (before["attempts"], before["state"]) == (1, "scheduled")
+    out = ok(run("reschedule", "r1", "--at", "2021-06-01T12:00:00+02:00", url=db))
+    assert "2021-06-01T10:00:00+00:00" in out
+    assert "due" in out
+    after = show(db, "r1")
+    assert after["start"] == "2021-06-01T10:00:00+00:00"
+    assert after["state"] == "due"
+    unchanged = (
+        "handler",
+        "data",
+        "expiry",
+        "attempts",
+        "max_attempts",
+        "created_at",
+        "last_error",
+    )
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+
+
+def test_reschedule_in_a_duration_counts_from_now(db: str) -> None:
+    ok(run("schedule", "r2", "ok", "--at", FUTURE, url=db))
+    before = datetime.now(UTC)
+    ok(run("reschedule", "r2", "--in", "0s", url=db))
+    after = datetime.now(UTC)
+    job = show(db, "r2")
+    assert before <= datetime.fromisoformat(job["start"]) <= after
+    assert job["state"] == "due"
+    assert summary(ok(run("--app", "cli_app", "run-due", url=db)))[0] == 1
+
+
+def test_reschedule_of_a_missing_job_exits_2(db: str) -> None:
+    fails(run("reschedule", "ghost", "--in", "0s", url=db), 2, "ghost")
+    assert ok(run("list", url=db)) == ""
+
+
+def test_reschedule_past_the_expiry_exits_2_and_changes_nothing(db: str) -> None:
+    ok(run("schedule", "r3", "ok", "--at", PAST, "--expiry", "2020-01-02T00:00:00Z", url=db))
+    line = fails(run("reschedule", "r3", "--at", FUTURE, url=db), 2, "r3", "expiry")
+    assert "2020-01-02T00:00:00+00:00" in line
+    assert show(db, "r3")["start"] == "2020-01-01T00:00:00+00:00"
+
+
 # -- run-due ------------------------------------------------------------------------------------
 
 
@@ -293,6 +477,14 @@ def test_run_due_prints_one_summary_line(db_url: str) -> None:
     ran, counts = summary(ok(run("--app", "cli_app", "run-due", url=db_url)))
     assert (ran, counts) == (2, {"succeeded": 2})
     assert listed_ids(ok(run("list", url=db_url))) == ["not-yet"]
+
+
+def test_run_due_summary_adds_up_when_a_job_expired_without_running(db: str) -> None:
+    ok(run("schedule", "fresh", "ok", "--at", PAST, url=db))
+    ok(run("schedule", "stale", "ok", "--at", PAST, "--expiry", "2020-01-01T00:00:01Z", url=db))
+    out = ok(run("--app", "cli_app", "run-due", url=db))
+    assert summary(out) == (1, {"succeeded": 1, "expired": 1})
+    assert "took 2 jobs (succeeded 1, expired 1): ran 1, 1 expired without running in" in out
 
 
 def test_run_due_limit_bounds_the_pass(db: str) -> None:
@@ -453,9 +645,18 @@ def test_an_unknown_mariadb_database_exits_1(mysql_database_url: str) -> None:
     fails(run("list", url=url.render_as_string(hide_password=False)), 1, "no_such_database")
 
 
-def test_a_sqlite_file_in_a_missing_directory_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["run-due"], ["list"], ["show", "x"], ["schedule", "x", "ok", "--in", "1h"]],
+    ids=lambda args: args[0],
+)
+def test_a_sqlite_file_in_a_missing_directory_exits_1_saying_the_directory_does_not_exist(
+    tmp_path: Path, args: list[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
-    fails(run("migrate", url=url), 1, "no-such-dir")
+    line = fails(run(*args, url=url), 1, str(tmp_path / "no-such-dir"), "does not exist")
+    assert "jobsched migrate" not in line
+    assert "unable to open" not in line
     assert not (tmp_path / "no-such-dir").exists()
 
 
@@ -524,10 +725,46 @@ def test_an_app_module_that_cannot_be_imported_exits_1(
     assert show(db, "a")["attempts"] == 0
 
 
+def line_of(path: Path, text: str) -> int:
+    """The number of the first line of ``path`` that contains ``text``."""
+    lines = path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_an_app_module_that_calls_sys_exit_at_import_exits_1_with_a_message(db: str) -> None:
+    ok(run("schedule", "a", "ok", "--at", PAST, url=db))
+    app = APPS / "exiting_app.py"
+    line = fails(run("--app", "exiting_app", "run-due", url=db), 1, "exiting_app", "sys.exit(3)")
+    assert f"{app}, line {line_of(app, 'sys.exit(3)')}" in line
+    assert show(db, "a")["attempts"] == 0
+
+
+@pytest.mark.parametrize(
+    ("app", "raising_line"),
+    [("raising_app", 'os.environ["RAISING_APP'), ("broken_app", "import jobsched_no_such")],
+)
+def test_an_app_module_that_raises_on_import_names_the_file_and_line_of_the_raising_frame(
+    db: str, app: str, raising_line: str
+) -> None:
+    path = APPS / f"{app}.py"
+    line = fails(run("--app", app, "run-due", url=db), 1, app)
+    assert f"(at {path}, line {line_of(path, raising_line)})" in line
+
+
+def test_a_missing_app_module_names_no_frame(db: str) -> None:
+    line = fails(run("--app", "no_such_app_module", "run-due", url=db), 1, "no_such_app_module")
+    assert "(at " not in line
+    assert "importlib" not in line
+
+
 # -- exit code 2: a user mistake ----------------------------------------------------------------
 
 BAD_ARGUMENTS = {
     "bad-json": (["schedule", "x", "ok", "--in", "1h", "--data", "{bad"], "JSON"),
+    "missing-data-file": (
+        ["schedule", "x", "ok", "--in", "1h", "--data", "@no-such-payload.json"],
+        "no-such-payload.json",
+    ),
     "nan-json": (["schedule", "x", "ok", "--in", "1h", "--data", "NaN"], "NaN"),
     "time-without-zone": (["schedule", "x", "ok", "--at", "2026-11-23T09:00:00"], "zone"),
     "not-a-time": (["schedule", "x", "ok", "--at", "next tuesday"], "next tuesday"),
@@ -536,6 +773,10 @@ BAD_ARGUMENTS = {
     "zero-attempts": (["schedule", "x", "ok", "--in", "1h", "--max-attempts", "0"], "0"),
     "bad-duration": (["schedule", "x", "ok", "--in", "5x"], "5x"),
     "no-start": (["schedule", "x", "ok"], "--at"),
+    "reschedule-no-start": (["reschedule", "x"], "--at"),
+    "reschedule-two-starts": (["reschedule", "x", "--in", "1h", "--at", FUTURE], "--at"),
+    "reschedule-bad-time": (["reschedule", "x", "--at", "2026-12-24"], "2026-12-24"),
+    "reschedule-bad-duration": (["reschedule", "x", "--in", "soon"], "soon"),
     "two-starts": (["schedule", "x", "ok", "--in", "1h", "--at", FUTURE], "--at"),
     "expiry-before-start": (
         ["schedule", "x", "ok", "--at", "2099-01-01T10:00:00Z", "--expiry", FUTURE],
@@ -566,6 +807,124 @@ def test_arguments_are_checked_before_the_database_is_touched(case: str) -> None
     fails(run(*args, url=UNREACHABLE_URL), 2, word)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memory://",
+        "memory:",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite+pysqlite:///:memory:",
+        "sqlite:///file::memory:?cache=shared&uri=true",
+        "sqlite:///file:jobs?mode=memory&uri=true",
+        "sqlite:///",
+    ],
+)
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["schedule", "x", "ok", "--in", "1h"], ["list"], ["run-due"]],
+    ids=lambda args: args[0],
+)
+def test_a_database_that_ends_with_the_command_exits_2(url: str, args: list[str]) -> None:
+    result = run("--app", "cli_app", *args, url=url)
+    fails(result, 2, url, "in memory", "lost", "sqlite:///jobsched.db")
+    assert result.stdout == ""
+
+
+def test_an_in_memory_database_from_the_environment_exits_2() -> None:
+    result = run("schedule", "x", "ok", "--in", "1h", env={"JOBSCHED_DATABASE_URL": "memory://"})
+    fails(result, 2, "memory://", "lost")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymsql://root@127.0.0.1/test",
+        "mysql+aiomysql://root@127.0.0.1/test",
+        "mysql+mysqldb://root@127.0.0.1/test",
+        "postgres://app@127.0.0.1/shop",
+        "postgresql://app@127.0.0.1/shop",
+    ],
+)
+@pytest.mark.parametrize("args", [["migrate"], ["list"], ["run-due"]], ids=lambda args: args[0])
+def test_an_unsupported_database_url_exits_2_naming_the_supported_ones(
+    url: str, args: list[str]
+) -> None:
+    line = fails(run(*args, url=url), 2, url.split("://")[0] + "://")
+    for supported in ("sqlite:///", "mysql+pymysql://", "mariadb+pymysql://"):
+        assert supported in line
+
+
+@pytest.mark.parametrize(
+    ("option", "text"),
+    [
+        ("--at", "2026-12-24"),
+        ("--at", "2026-12-24+01:00"),
+        ("--at", "2026-12-24T09:00"),
+        ("--expiry", "2099-01-01"),
+    ],
+)
+def test_a_time_the_cli_refuses_suggests_an_example_that_it_accepts(
+    db: str, option: str, text: str
+) -> None:
+    start = [] if option == "--at" else ["--at", PAST]
+    line = fails(run("schedule", "x", "ok", *start, option, text, url=db), 2, text)
+    if "+01:00" in text:
+        assert "no time zone" not in line
+    examples = re.findall(
+        r"\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:\d{2})", line.replace(repr(text), "")
+    )
+    assert examples, line
+    for i, example in enumerate(examples):
+        ok(run("schedule", f"x{i}", "ok", *start, option, example, url=db))
+
+
+NUMERIC_MISTAKES = {
+    f"{args[0]} {option} {value}": ([*args, option, value], value)
+    for args, option, values in [
+        (["run-due"], "--grace", ["nan", "NaN", "inf", "-inf", "-1", "1e9", "x"]),
+        (["run-due"], "--max-seconds", ["nan", "inf", "-inf", "0", "-5", "1e9"]),
+        (["run-due"], "--limit", ["nan", "inf", "1.5", "0", "-1", "2147483648"]),
+        (["run-due"], "--concurrency", ["nan", "inf", "0", "-2", "1001"]),
+        (["list"], "--limit", ["nan", "inf", "0", "99999999999999999999"]),
+        (["schedule", "x", "ok", "--in", "1h"], "--max-attempts", ["nan", "inf", "-1", "2.5"]),
+        (["schedule", "x", "ok"], "--in", ["nan", "infs", "-1h", "99999999999999w"]),
+        (["schedule", "x", "ok", "--in", "1h"], "--expiry", ["nans", "99999999999999w"]),
+    ]
+    for value in values
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMERIC_MISTAKES))
+def test_a_numeric_option_refuses_non_finite_and_out_of_range_values(case: str) -> None:
+    args, value = NUMERIC_MISTAKES[case]
+    fails(run(*args, url=UNREACHABLE_URL), 2, args[-2], value)
+
+
+def test_max_attempts_out_of_range_names_both_bounds(db: str) -> None:
+    args = ["schedule", "x", "ok", "--in", "1h", "--max-attempts", "1000000000000"]
+    line = fails(run(*args, url=db), 2, "--max-attempts", "1000000000000")
+    assert "1<=x<=2147483647" in line
+    assert ok(run("list", url=db)) == ""
+
+
 @pytest.mark.parametrize("command", ["show", "remove"])
 def test_a_missing_job_exits_2(db: str, command: str) -> None:
     fails(run(command, "ghost", url=db), 2, "ghost")
+
+
+# -- python -m jobsched ---------------------------------------------------------------------------
+
+
+def test_python_m_jobsched_is_the_jobsched_command(db: str) -> None:
+    ok(run("schedule", "m1", "ok", "--at", FUTURE, url=db))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "jobsched", "--database-url", db, "show", "m1", "--json"],
+        capture_output=True, text=True, cwd=APPS, env=environ, timeout=120,
+    )  # fmt: skip
+    assert json.loads(ok(result))["job_id"] == "m1"
+    usage = subprocess.run(
+        [sys.executable, "-m", "jobsched", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert "Usage: jobsched" in ok(usage)

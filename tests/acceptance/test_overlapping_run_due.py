@@ -19,7 +19,10 @@ JOBSCHED = Path(sys.executable).parent / "jobsched"
 APPS = Path(__file__).parent / "apps"
 JOBS = 300
 RUNNERS = 2
-SUMMARY = re.compile(r"^jobsched run-due: ran (\d+)(?: \([a-z0-9, ]+\))? in \d+\.\d\ds$")
+SUMMARY = re.compile(
+    r"^jobsched run-due: took \d+ jobs?(?: \([a-z0-9, ]+\))?: ran (\d+)(?:[,;][a-z0-9 ,;()]*)? "
+    r"in \d+\.\d\ds$"
+)
 
 
 def schedule_due_jobs(url: str, count: int) -> list[str]:

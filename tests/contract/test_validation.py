@@ -168,6 +168,13 @@ def test_expiry_equal_to_start_is_accepted(scheduler: Scheduler) -> None:
     assert job.expiry == job.start
 
 
+def test_max_attempts_out_of_range_names_both_bounds(scheduler: Scheduler) -> None:
+    for value in (0, 2**31, 10**12):
+        error = refused("max_attempts", call_with(scheduler, Mode.NEW, max_attempts=value))
+        assert "from 1 to 2147483647" in str(error)
+    assert not scheduler.job_exists("a")
+
+
 def test_max_attempts_one_is_accepted(scheduler: Scheduler) -> None:
     assert scheduler.schedule_job("a", timedelta(0), "h", max_attempts=1).max_attempts == 1
 

@@ -282,6 +282,13 @@ class FaultDb:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one())
 
+    def marked_started(self) -> list[str]:
+        """Jobs whose rows show a running attempt (a runner writes a start mark within 50 ms
+        of the handler's start)."""
+        with self.engine.connect() as conn:
+            query = sa.select(jobs.c.job_id).where(jobs.c.started_at.is_not(None))
+            return list(conn.execute(query).scalars())
+
     def claimed(self) -> list[str]:
         with self.engine.connect() as conn:
             query = sa.select(jobs.c.job_id).where(jobs.c.claim_token.is_not(None))

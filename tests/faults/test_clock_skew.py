@@ -31,6 +31,7 @@ def running(fdb: FaultDb, handler: str, gate: Path) -> Runner:
     fdb.add(1, data, handler=handler, prefix="skew")
     runner = fdb.runner()
     wait_until(lambda: fdb.count_runs("start"), 30, "the handler to start")
+    wait_until(fdb.marked_started, 5, "the runner to write the start mark")
     return runner
 
 

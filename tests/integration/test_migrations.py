@@ -19,9 +19,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from jobsched import Scheduler, SchemaError
+from jobsched import DatabaseError, MigrateResult, Scheduler, SchemaError
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, metadata
-from jobsched.store.migrations import migrations_dir
+from jobsched.store.migrations import migrations_dir, result_of
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -187,6 +187,44 @@ def test_migrate_is_idempotent(empty_url: str) -> None:
         engine.dispose()
 
 
+def test_migrate_says_whether_it_created_the_schema_or_found_it_current(empty_url: str) -> None:
+    scheduler = Scheduler(empty_url)
+    try:
+        assert scheduler.migrate() is MigrateResult.CREATED
+        assert scheduler.migrate() is MigrateResult.CURRENT
+    finally:
+        scheduler.close()
+
+
+@pytest.mark.parametrize(
+    ("before", "result"),
+    [
+        (None, MigrateResult.CREATED),
+        ("0000_older", MigrateResult.UPGRADED),
+        (SCHEMA_REVISION, MigrateResult.CURRENT),
+    ],
+)
+def test_migrate_reports_an_older_revision_as_upgraded(
+    before: str | None, result: MigrateResult
+) -> None:
+    assert result_of(before) is result
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_a_database_error_saying_so(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    scheduler = Scheduler(f"sqlite:///{missing / 'jobs.db'}")
+    try:
+        with pytest.raises(DatabaseError, match=f"{missing} .*does not exist"):
+            scheduler.get_job("any")
+        with pytest.raises(DatabaseError, match=f"{missing} .*does not exist"):
+            scheduler.migrate()
+    finally:
+        scheduler.close()
+    assert not missing.exists()
+
+
 def test_version_table_is_jobsched_own_and_the_host_alembic_version_is_untouched(
     empty_url: str,
 ) -> None:
@@ -255,7 +293,7 @@ def test_only_migrate_creates_a_sqlite_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_an_installed_wheel_migrates_without_a_checkout(tmp_path: Path) -> None:
+def test_an_installed_wheel_migrates_without_a_checkout_and_is_typed(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(CHECKOUT)],
@@ -290,3 +328,23 @@ def test_an_installed_wheel_migrates_without_a_checkout(tmp_path: Path) -> None:
         conn.close()
     assert {"jobs", "jobsched_alembic_version"} <= tables
     assert not (elsewhere / "jobsched.db").exists()
+    # The wheel is typed (PEP 561): a user's mypy sees jobsched's types, not Any.
+    located = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import jobsched; print(jobsched.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        check=True,
+    )
+    installed = Path(located.stdout.strip()).parent
+    assert installed.is_relative_to(env_dir)
+    assert (installed / "py.typed").is_file()
+    # `python -m jobsched` is the jobsched command.
+    module = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-m", "jobsched", "--database-url", f"sqlite:///{db}",
+         "list", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+    )  # fmt: skip
+    assert (module.returncode, module.stdout.strip()) == (0, "[]"), module.stderr

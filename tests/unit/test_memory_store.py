@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import storeops
 
-from jobsched import FakeClock, Job, Mode, RealClock, Scheduler
+from jobsched import FakeClock, Job, MigrateResult, Mode, RealClock, Scheduler
 from jobsched.errors import UsageError
 from jobsched.handlers import Registry
 from jobsched.model import OpKind
@@ -51,6 +51,10 @@ def test_migrate_is_a_no_op(memory: Scheduler) -> None:
     memory.migrate()
 
     assert memory.job_exists("a")
+
+
+def test_migrate_reports_the_schema_current(memory: Scheduler) -> None:
+    assert memory.migrate() is MigrateResult.CURRENT
 
 
 @pytest.mark.parametrize(
