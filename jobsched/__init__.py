@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobsched.clock import Clock, FakeClock, RealClock
 from jobsched.current import get_scheduler, set_scheduler, use_scheduler
 from jobsched.errors import (
+    AppImportError,
     DatabaseError,
     InvalidJobError,
     JobExistsError,
     JobschedError,
+    MissingJobError,
+    NoHandlersError,
     PermanentError,
     RealDatabaseWarning,
     SchemaError,
@@ -64,6 +67,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "AppImportError",
     "Clock",
     "DatabaseError",
     "FakeClock",
@@ -76,7 +80,9 @@ __all__ = [
     "JobState",
     "JobschedError",
     "MigrateResult",
+    "MissingJobError",
     "Mode",
+    "NoHandlersError",
     "Outcome",
     "PermanentError",
     "RealClock",

@@ -25,10 +25,12 @@ import click
 
 from jobsched.current import set_scheduler
 from jobsched.errors import (
+    AppImportError,
     DatabaseError,
     InvalidJobError,
     JobExistsError,
     JobschedError,
+    MissingJobError,
     SchemaError,
     UsageError,
 )
@@ -42,14 +44,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ENVIRONMENT_FAILED = 1
 USER_MISTAKE = 2
-
-
-class AppImportError(JobschedError):
-    """An app module given with --app (or $JOBSCHED_APP) could not be imported."""
-
-
-class MissingJobError(JobschedError):
-    """No job has this id."""
 
 
 @dataclass

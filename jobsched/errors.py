@@ -114,3 +114,11 @@ class NoHandlersError(JobschedError):
             "no handlers registered: pass --app or set JOBSCHED_APP (from Python, import the "
             "modules that define the handlers before running a pass)"
         )
+
+
+class MissingJobError(JobschedError):
+    """No job has this id (the command line's ``show``, ``remove`` and ``reschedule``)."""
+
+
+class AppImportError(JobschedError):
+    """An app module given with --app (or $JOBSCHED_APP) could not be imported."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import storeops
+
 from contract.passes import PassInThread
 from jobsched import FakeClock, Job, JobInfo, JobState, Scheduler
 from jobsched.runner import runner_name
-from jobsched.store.base import Claim, Op, OpKind
+from jobsched.store.base import Claim
 
 LEASE = timedelta(minutes=1)
 
@@ -20,9 +22,7 @@ def info(scheduler: Scheduler, job_id: str = "a") -> JobInfo:
 
 
 def claim_all(scheduler: Scheduler, clock: FakeClock, runner: str) -> list[Claim]:
-    return scheduler.store.claim(
-        clock.now(), limit=10, after=None, runner=runner, lease_for=lambda h: LEASE
-    )
+    return storeops.claim(scheduler.store, clock.now(), runner=runner, lease=LEASE)
 
 
 def claim_as(scheduler: Scheduler, clock: FakeClock, runner: str) -> Claim:
@@ -88,7 +88,7 @@ def test_a_job_whose_runner_stopped_mid_attempt_is_lost(
     scheduler.schedule_job("a", timedelta(0), "h")
     claim = claim_as(scheduler, clock, "dead-1:1")
     started = clock.now()
-    assert scheduler.store.apply(started, [Op(OpKind.START, claim, at=started)]) == [True]
+    assert scheduler.store.apply([storeops.start(claim, started)]) == [True]
     assert info(scheduler).state is JobState.RUNNING
     clock.advance(LEASE)
     lost = info(scheduler)
