@@ -26,6 +26,7 @@ from jobsched.errors import (
     InvalidJobError,
     JobExistsError,
     JobschedError,
+    NoHandlersError,
     PermanentError,
     RealDatabaseWarning,
     SchemaError,
@@ -63,6 +64,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "NoHandlersError",
     "DEFAULT_MAX_ATTEMPTS",
     "Clock",
     "DatabaseError",
