@@ -64,7 +64,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "NoHandlersError",
     "DEFAULT_MAX_ATTEMPTS",
     "Clock",
     "DatabaseError",
@@ -79,6 +78,7 @@ __all__ = [
     "JobschedError",
     "MigrateResult",
     "Mode",
+    "NoHandlersError",
     "Outcome",
     "PermanentError",
     "RealClock",
