@@ -647,8 +647,14 @@ def test_an_unknown_mariadb_database_exits_1(mysql_database_url: str) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["migrate"], ["run-due"], ["list"], ["show", "x"], ["schedule", "x", "ok", "--in", "1h"]],
-    ids=lambda args: args[0],
+    [
+        ["migrate"],
+        ["--app", "cli_app", "run-due"],
+        ["list"],
+        ["show", "x"],
+        ["schedule", "x", "ok", "--in", "1h"],
+    ],
+    ids=lambda args: args[-1] if args[0] == "--app" else args[0],
 )
 def test_a_sqlite_file_in_a_missing_directory_exits_1_saying_the_directory_does_not_exist(
     tmp_path: Path, args: list[str]
