@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import storeops
 
-from contract.passes import PassInThread
+from contract.passes import PassInThread, wait_until_started
 from jobsched import FakeClock, Job, JobInfo, JobState, Scheduler
 from jobsched.runner import runner_name
 from jobsched.store.base import Claim
@@ -69,6 +69,7 @@ def test_a_running_job_says_its_runner_since_when_and_until_when(
     seen: list[JobInfo] = []
 
     def handler(job: Job) -> None:
+        wait_until_started(scheduler, job.job_id)  # its start mark goes out within 50 ms
         seen.append(info(scheduler, job.job_id))
 
     scheduler.registry.register("h", handler, timeout=timedelta(minutes=2))
