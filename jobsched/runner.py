@@ -275,8 +275,7 @@ class Pass:
                 log.info(
                     "job %r changed before its handler started; the newer state wins", job.job_id
                 )
-                self.heartbeat.drop(claim)
-                self._record(claim, Outcome.RELEASED, now, job.attempts)
+                self._finish(claim, Verdict(OpKind.RELEASE, Outcome.RELEASED), now, job.attempts)
                 return
             self.heartbeat.renewed(claim, until)
         else:

@@ -295,8 +295,10 @@ class MemoryStore(Store):
             self._release(row, attempt_ended=False)
             return True
         if row.version != op.claim.version:
-            # A newer state won (the job was rescheduled or updated meanwhile): let it go.
-            self._release(row, attempt_ended=False)
+            # A newer state won (the job was rescheduled or updated meanwhile): let it go, but
+            # not while its handler runs (a start mark that lost): it must not start twice.
+            if op.kind is not OpKind.START:
+                self._release(row, attempt_ended=False)
             return False
         if op.kind is OpKind.REMOVE:
             del self._rows[job_id]

@@ -542,7 +542,9 @@ class SqlStore(Store):
                 applied = holds and row is not None and row[1] == op.claim.version
                 if applied:
                     writes.setdefault(op.kind, []).append(op)
-            if holds and not (applied and op.kind is not OpKind.RELEASE):
+            if holds and (op.kind is OpKind.RELEASE or not (applied or op.kind is OpKind.START)):
+                # Given back, or outrun by a newer state: the claim goes. A start mark that lost
+                # leaves it: the handler is running, and the job must not start twice.
                 cleared.append(op.claim.job.job_id)
             results.append(applied)
         d = self.dialect

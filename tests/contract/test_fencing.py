@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,7 @@ import storeops
 from contract.passes import PassInThread, wait_until_started
 from jobsched import FakeClock, Job, Mode, Outcome, RunReport, Scheduler
 from jobsched.model import OpKind
+from jobsched.outbox import MAX_DELAY
 from jobsched.store.base import Claim, Op
 
 
@@ -357,4 +359,27 @@ def test_a_claim_that_ran_out_past_the_expiry_expires_the_job(
     while_running(scheduler, handler, take_over)
     assert [r.outcome for r in takeover[0].results] == [Outcome.EXPIRED]
     assert len(handler.jobs) == 1
+    assert not scheduler.job_exists("a")
+
+
+def test_a_job_changed_before_its_start_mark_is_written_keeps_its_claim_while_it_runs(
+    scheduler: Scheduler,
+) -> None:
+    # A pass writes a start mark with its next batch; a change that comes first must leave the
+    # running attempt's claim in place, so that no other pass starts the job meanwhile.
+    nested: list[RunReport] = []
+
+    def handler(job: Job) -> None:
+        if job.data == "old":
+            scheduler.schedule_job("a", timedelta(0), "h", "new", mode=Mode.RESCHEDULE)
+            time.sleep(10 * MAX_DELAY)  # the start mark has gone out by now, and lost
+            nested.append(scheduler.run_due_jobs())
+
+    scheduler.registry.register("h", handler)
+    scheduler.schedule_job("a", timedelta(0), "h", "old")
+    assert scheduler.run_due_jobs().succeeded == 1
+    assert nested[0].ran == 0 and nested[0].results == []
+    job = scheduler.get_job("a")
+    assert job is not None and (job.data, job.attempts) == ("new", 0)
+    assert scheduler.run_due_jobs().succeeded == 1
     assert not scheduler.job_exists("a")
