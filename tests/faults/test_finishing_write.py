@@ -38,10 +38,12 @@ def start_and_block_the_finish(
 
 
 def waiting_finish(conn: sa.Connection, other_than: Any = None) -> Any:
-    """The id of the runner's connection whose DELETE of JOB waits on our lock, if any."""
+    """The id of the runner's connection whose finishing write of JOB waits on our lock, if
+    any: the locking read of the rows it writes, or the write itself."""
     query = (
         "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
-        "AND ID <> CONNECTION_ID() AND INFO LIKE 'DELETE FROM jobs%%'"
+        "AND ID <> CONNECTION_ID() AND (INFO LIKE 'DELETE %%jobs%%' OR "
+        "(INFO LIKE 'SELECT %%FROM jobs%%FOR UPDATE' AND INFO NOT LIKE '%%SKIP LOCKED%%'))"
     )
     ids = [i for i in conn.exec_driver_sql(query).scalars() if i != other_than]
     return ids[0] if ids else None
@@ -63,10 +65,10 @@ def test_a_finishing_write_whose_connection_is_killed_is_retried(
     fdb = mariadb_fdb
     with fdb.engine.connect() as conn:
         runner = start_and_block_the_finish(fdb, tmp_path, conn, fdb.url)
-        victim = wait_until(lambda: waiting_finish(conn), 30, "the finishing DELETE to wait")
+        victim = wait_until(lambda: waiting_finish(conn), 30, "the finishing write to wait")
         conn.exec_driver_sql(f"KILL CONNECTION {int(victim)}")
         # The runner reconnects and sends its finishing write again (it waits on our lock).
-        wait_until(lambda: waiting_finish(conn, other_than=victim), 30, "the retried DELETE")
+        wait_until(lambda: waiting_finish(conn, other_than=victim), 30, "the retried write")
         conn.commit()
     assert_ran_once_and_finished(fdb, runner)
 
@@ -79,7 +81,7 @@ def test_a_finishing_write_whose_lock_wait_times_out_is_retried(
     url = f"{fdb.url}?init_command=SET innodb_lock_wait_timeout=1"
     with fdb.engine.connect() as conn:
         runner = start_and_block_the_finish(fdb, tmp_path, conn, url)
-        wait_until(lambda: waiting_finish(conn), 30, "the finishing DELETE to wait")
+        wait_until(lambda: waiting_finish(conn), 30, "the finishing write to wait")
         time.sleep(2.5)  # two lock wait timeouts (error 1205) at least
         conn.commit()
     assert_ran_once_and_finished(fdb, runner)
