@@ -33,7 +33,8 @@ class RealClock:
         self.offset = offset
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(_time.time(), UTC) + self.offset
+        now = datetime.fromtimestamp(_time.time(), UTC)
+        return now + self.offset if self.offset else now
 
     def __repr__(self) -> str:
         return f"RealClock(offset={self.offset!r})" if self.offset else "RealClock()"

@@ -93,6 +93,37 @@ class JobState(enum.Enum):
     DEFERRED = "deferred"  # a pass put it off: no handler was registered under its name
 
 
+def with_attempts(job: Job, attempts: int) -> Job:
+    """``job`` with ``attempts`` (what ``dataclasses.replace`` does, at a tenth of its cost: a
+    pass does this for every job it runs)."""
+    return Job(
+        job.job_id,
+        job.handler,
+        job.data,
+        job.start,
+        job.expiry,
+        attempts,
+        job.max_attempts,
+        job.created_at,
+        job.last_error,
+    )
+
+
+def with_data(job: Job, data: JSONValue) -> Job:
+    """``job`` with ``data`` (as ``with_attempts``)."""
+    return Job(
+        job.job_id,
+        job.handler,
+        data,
+        job.start,
+        job.expiry,
+        job.attempts,
+        job.max_attempts,
+        job.created_at,
+        job.last_error,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job with its claim as stored (``rules.job_info`` tells where it stands)."""

@@ -30,7 +30,7 @@ from jobsched.errors import NoHandlersError, UsageError
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
 from jobsched.loops import EventLoops
-from jobsched.model import JobResult, OpKind, Outcome, RunReport
+from jobsched.model import JobResult, OpKind, Outcome, RunReport, with_attempts
 from jobsched.outbox import MAX_DELAY, Outbox
 from jobsched.rules import (
     FIRST_BATCH,
@@ -280,7 +280,7 @@ class Pass:
             self.heartbeat.renewed(claim, until)
         else:
             self.outbox.started(start)
-        running = replace(job, attempts=attempt)
+        running = with_attempts(job, attempt)
         with self._lock:
             self.report.ran += 1
         self.heartbeat.running(claim)

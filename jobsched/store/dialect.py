@@ -81,10 +81,16 @@ class Dialect:
 
     def delete_ids(self, conn: sa.Connection, ids: Sequence[str]) -> int:
         """Delete these rows (held by this transaction already); returns how many."""
-        deleted = 0
-        for chunk in chunks(ids):
-            deleted += conn.execute(jobs.delete().where(jobs.c.job_id.in_(chunk))).rowcount
-        return deleted
+        return self.delete_each(conn, [{"job_id": job_id} for job_id in ids])
+
+    def delete_each(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Delete each row that has all the values of one of ``rows`` (dicts of ``job_id`` and
+        maybe ``version`` and ``claim_token``, the same keys in each); returns how many."""
+        if not rows:
+            return 0
+        where = sa.and_(*(jobs.c[name] == sa.bindparam(f"m_{name}") for name in rows[0]))
+        params = [{f"m_{k}": v for k, v in row.items()} for row in rows]
+        return int(conn.execute(jobs.delete().where(where), params).rowcount)
 
     def update_ids(
         self,
@@ -106,19 +112,35 @@ class Dialect:
         return changed
 
     def update_each(
-        self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]], common: Mapping[str, Any]
-    ) -> None:
-        """Set each row's own values (a dict of ``job_id`` and columns, the same columns in
-        every dict) and ``common`` in every row (held by this transaction already)."""
+        self,
+        conn: sa.Connection,
+        rows: Sequence[Mapping[str, Any]],
+        common: Mapping[str, Any],
+        *,
+        match: tuple[str, ...] = ("job_id",),
+    ) -> int:
+        """In each row that has the ``match`` values of one of ``rows`` (dicts, the same keys in
+        each), set that dict's other values, and ``common`` (``BUMP``: plus one); returns how
+        many rows matched."""
         if not rows:
-            return
-        columns = [name for name in rows[0] if name != "job_id"]
+            return 0
+        columns = [name for name in rows[0] if name not in match]
         statement = (
             jobs.update()
-            .where(jobs.c.job_id == sa.bindparam("b_job_id"))
+            .where(sa.and_(*(jobs.c[name] == sa.bindparam(f"m_{name}") for name in match)))
             .values({name: sa.bindparam(f"b_{name}") for name in columns} | _resolved(common))
         )
-        conn.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        params = [
+            {(f"m_{k}" if k in match else f"b_{k}"): v for k, v in row.items()} for row in rows
+        ]
+        return int(conn.execute(statement, params).rowcount)
+
+    def savepoint(self, conn: sa.Connection) -> None:
+        """Mark a point of this transaction that ``roll_back_to_savepoint`` returns to."""
+        conn.exec_driver_sql("SAVEPOINT jobsched_batch")
+
+    def roll_back_to_savepoint(self, conn: sa.Connection) -> None:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT jobsched_batch")
 
     #: Rows and bytes per multi-row statement when writing many jobs.
     batch_rows = 500
@@ -264,31 +286,37 @@ class MysqlDialect(Dialect):
             .with_for_update()
         )
 
-    def delete_ids(self, conn: sa.Connection, ids: Sequence[str]) -> int:
-        # ``DELETE ... WHERE job_id IN (...)`` is planned as a full scan when the list is long
-        # next to the table (index hints do not change that), and a scan waits on rows other
-        # runners hold: two runners deadlock. Joined from the list of ids, each row is found by
-        # its primary key (eq_ref), whatever the sizes.
+    # ``DELETE ... WHERE job_id IN (...)`` is planned as a full scan when the list is long next
+    # to the table (index hints do not change that), and a scan waits on rows other runners
+    # hold: two runners deadlock. PyMySQL sends an UPDATE or DELETE per row (a round trip each).
+    # One statement joined from a table of the rows' values finds each row by its primary key
+    # (eq_ref), whatever the sizes, and writes the lot.
+
+    def delete_each(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        match = list(rows[0])
         deleted = 0
-        for chunk in chunks(ids):
-            ids_table = " UNION ALL ".join(["SELECT %s AS job_id"] * len(chunk))
+        for chunk in chunks(rows):
+            table, params = _values_table(chunk, match)
             deleted += conn.exec_driver_sql(
-                f"DELETE j FROM ({ids_table}) AS d STRAIGHT_JOIN jobs AS j ON j.job_id = d.job_id",
-                tuple(_mysql_param("job_id", job_id) for job_id in chunk),
+                f"DELETE j FROM ({table}) AS d STRAIGHT_JOIN jobs AS j ON {_joined(match)}",
+                tuple(params),
             ).rowcount
         return deleted
 
     def update_each(
-        self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]], common: Mapping[str, Any]
-    ) -> None:
-        # PyMySQL sends an UPDATE per row (a round trip each); one UPDATE joined from a table of
-        # the rows' values finds each row by primary key and sets its own values.
+        self,
+        conn: sa.Connection,
+        rows: Sequence[Mapping[str, Any]],
+        common: Mapping[str, Any],
+        *,
+        match: tuple[str, ...] = ("job_id",),
+    ) -> int:
         if not rows:
-            return
-        columns = [name for name in rows[0] if name != "job_id"]
-        first = ", ".join(["%s AS job_id"] + [f"%s AS {name}" for name in columns])
-        rest = ", ".join(["%s"] * (1 + len(columns)))
-        sets = [f"j.{name} = d.{name}" for name in columns]
+            return 0
+        columns = [*match, *(name for name in rows[0] if name not in match)]
+        sets = [f"j.{name} = d.{name}" for name in columns if name not in match]
         params_common: list[Any] = []
         for name, value in common.items():
             if value is BUMP:
@@ -296,16 +324,15 @@ class MysqlDialect(Dialect):
             else:
                 sets.append(f"j.{name} = %s")
                 params_common.append(_mysql_param(name, value))
+        matched = 0
         for chunk in chunks(rows):
-            values_table = " UNION ALL ".join(
-                [f"SELECT {first}"] + [f"SELECT {rest}"] * (len(chunk) - 1)
-            )
-            params = [_mysql_param(k, row[k]) for row in chunk for k in ("job_id", *columns)]
-            conn.exec_driver_sql(
-                f"UPDATE ({values_table}) AS d STRAIGHT_JOIN jobs AS j ON j.job_id = d.job_id "
+            table, params = _values_table(chunk, columns)
+            matched += conn.exec_driver_sql(
+                f"UPDATE ({table}) AS d STRAIGHT_JOIN jobs AS j ON {_joined(match)} "
                 f"SET {', '.join(sets)}",
                 tuple(params + params_common),
-            )
+            ).rowcount
+        return matched
 
     def check_server(self, conn: sa.Connection) -> None:
         version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
@@ -325,6 +352,21 @@ CHUNK = 500
 def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def _values_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> tuple[str, list[Any]]:
+    """A MySQL derived table of ``rows``' values (``SELECT %s AS a, ... UNION ALL SELECT ...``)
+    and its parameters."""
+    first = ", ".join(f"%s AS {name}" for name in columns)
+    rest = ", ".join(["%s"] * len(columns))
+    table = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {rest}"] * (len(rows) - 1))
+    return table, [_mysql_param(name, row[name]) for row in rows for name in columns]
+
+
+def _joined(match: Sequence[str]) -> str:
+    return " AND ".join(f"j.{name} = d.{name}" for name in match)
 
 
 def _resolved(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,17 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from jobsched.errors import JobExistsError, UsageError
-from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind, parse_payload
+from jobsched.model import (
+    Job,
+    JobRecord,
+    MigrateResult,
+    Mode,
+    NewJob,
+    OpKind,
+    parse_payload,
+    with_attempts,
+    with_data,
+)
 from jobsched.store.base import (
     Claim,
     ClaimRequest,
@@ -304,7 +314,7 @@ class MemoryStore(Store):
             del self._rows[job_id]
         elif op.kind is OpKind.START:
             assert op.at is not None and op.attempts is not None
-            row.job = replace(row.job, attempts=op.attempts)
+            row.job = with_attempts(row.job, op.attempts)
             row.started_at = op.at.astimezone(UTC)
             if op.until is not None:
                 row.claimed_until = op.until.astimezone(UTC)
@@ -396,7 +406,7 @@ class MemoryStore(Store):
 
 def _job(row: _Row) -> Job:
     """The stored job with a fresh copy of its data (the caller may change it freely)."""
-    return replace(row.job, data=parse_payload(row.payload))
+    return with_data(row.job, parse_payload(row.payload))
 
 
 def _record(row: _Row) -> JobRecord:

@@ -47,6 +47,12 @@ c = jobs.c
 _CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None}
 #: An attempt that ended (kept, retried, deferred): its claim and its started mark go.
 _ATTEMPT_ENDED = {**_CLAIM_CLEARED, "started_at": None}
+#: What each kind of write sets in every row it writes (beyond ``_written``).
+_COMMON: dict[OpKind, dict[str, Any]] = {
+    OpKind.START: {},
+    OpKind.RETRY: {**_ATTEMPT_ENDED, "version": BUMP},
+    OpKind.KEEP: {**_ATTEMPT_ENDED, "version": BUMP},
+}
 #: Seconds API calls keep retrying a busy database (deadlock, lock wait, SQLite busy).
 API_PATIENCE = 10.0
 #: Seconds a runner keeps retrying its bookkeeping writes, reconnecting as needed.
@@ -514,11 +520,43 @@ class SqlStore(Store):
         )
 
     def _apply(self, conn: sa.Connection, ops: Sequence[Op]) -> list[bool]:
-        """Apply ``ops`` in this transaction, a few statements for the lot."""
+        """Apply ``ops`` in this transaction, a few statements for the lot.
+
+        Most of the time every write holds: a fenced statement per kind of write, whose row
+        counts say so, is all it takes. If one falls short (a newer state won somewhere), they
+        are rolled back and each op is decided against its row, read under lock.
+        """
+        if not ops:
+            return []
+        if len({op.claim.job.job_id for op in ops}) == len(ops):
+            self.dialect.savepoint(conn)
+            if self._apply_if_all_hold(conn, ops):
+                return [True] * len(ops)
+            self.dialect.roll_back_to_savepoint(conn)
         results: list[bool] = []
         for batch in _rounds(ops):
             results.extend(self._apply_round(conn, batch))
         return results
+
+    def _apply_if_all_hold(self, conn: sa.Connection, ops: Sequence[Op]) -> bool:
+        """Write ``ops`` (on distinct jobs), each fenced by its row's claim; False as soon as
+        one did not hold (the caller rolls back)."""
+        by_kind: dict[tuple[OpKind, bool], list[Op]] = {}
+        for op in ops:
+            by_kind.setdefault((op.kind, op.until is None), []).append(op)
+        d = self.dialect
+        for (kind, _), group in by_kind.items():
+            if kind is OpKind.RELEASE:
+                rows = [_held_by(op) for op in group]
+                done = d.update_each(conn, rows, _CLAIM_CLEARED, match=_HELD)
+            elif kind is OpKind.REMOVE:
+                done = d.delete_each(conn, [_fence(op) for op in group])
+            else:
+                rows = [_fence(op) | _written(op) for op in group]
+                done = d.update_each(conn, rows, _COMMON[kind], match=_FENCE)
+            if done != len(group):
+                return False
+        return True
 
     def _apply_round(self, conn: sa.Connection, ops: Sequence[Op]) -> list[bool]:
         """Apply ops on distinct jobs: read and lock their rows, decide in Python which ops
@@ -531,7 +569,7 @@ class SqlStore(Store):
             )
             held.update((r.job_id, (r.claim_token, r.version)) for r in conn.execute(query))
         results: list[bool] = []
-        writes: dict[OpKind, list[Op]] = {}
+        writes: dict[tuple[OpKind, bool], list[Op]] = {}
         cleared: list[str] = []  # claims to give up: released, or outrun by a newer state
         for op in ops:
             row = held.get(op.claim.job.job_id)
@@ -541,7 +579,7 @@ class SqlStore(Store):
             else:
                 applied = holds and row is not None and row[1] == op.claim.version
                 if applied:
-                    writes.setdefault(op.kind, []).append(op)
+                    writes.setdefault((op.kind, op.until is None), []).append(op)
             if holds and (op.kind is OpKind.RELEASE or not (applied or op.kind is OpKind.START)):
                 # Given back, or outrun by a newer state: the claim goes. A start mark that lost
                 # leaves it: the handler is running, and the job must not start twice.
@@ -549,53 +587,12 @@ class SqlStore(Store):
             results.append(applied)
         d = self.dialect
         d.update_ids(conn, cleared, _CLAIM_CLEARED)
-        d.delete_ids(conn, [op.claim.job.job_id for op in writes.get(OpKind.REMOVE, ())])
-        ended = {**_ATTEMPT_ENDED, "version": BUMP}
-        d.update_each(
-            conn,
-            [
-                {
-                    "job_id": op.claim.job.job_id,
-                    "start_time": op.at,
-                    "last_error": op.error,
-                    "attempts": op.attempts,
-                }
-                for op in writes.get(OpKind.RETRY, ())
-            ],
-            ended,
-        )
-        d.update_each(
-            conn,
-            [
-                {"job_id": op.claim.job.job_id, "attempts": op.attempts}
-                for op in writes.get(OpKind.KEEP, ())
-            ],
-            ended,
-        )
-        starts = writes.get(OpKind.START, ())
-        d.update_each(
-            conn,
-            [
-                {"job_id": op.claim.job.job_id, "attempts": op.attempts, "started_at": op.at}
-                for op in starts
-                if op.until is None
-            ],
-            {},
-        )
-        d.update_each(
-            conn,
-            [
-                {
-                    "job_id": op.claim.job.job_id,
-                    "attempts": op.attempts,
-                    "started_at": op.at,
-                    "claimed_until": op.until,
-                }
-                for op in starts
-                if op.until is not None
-            ],
-            {},
-        )
+        for (kind, _), group in writes.items():
+            if kind is OpKind.REMOVE:
+                d.delete_ids(conn, [op.claim.job.job_id for op in group])
+            else:
+                rows = [{"job_id": op.claim.job.job_id} | _written(op) for op in group]
+                d.update_each(conn, rows, _COMMON[kind])
         return results
 
     def heartbeat(self, leases: Sequence[tuple[Claim, datetime]]) -> set[str]:
@@ -685,6 +682,30 @@ class SqlStore(Store):
             return int(conn.execute(query).scalar_one())
 
         return self.transaction(work, write=False)
+
+
+#: The columns that fence a runner's write: its claim and the version it holds.
+_FENCE = ("job_id", "claim_token", "version")
+_HELD = ("job_id", "claim_token")
+
+
+def _fence(op: Op) -> dict[str, Any]:
+    claim = op.claim
+    return {"job_id": claim.job.job_id, "claim_token": claim.token, "version": claim.version}
+
+
+def _held_by(op: Op) -> dict[str, Any]:
+    return {"job_id": op.claim.job.job_id, "claim_token": op.claim.token}
+
+
+def _written(op: Op) -> dict[str, Any]:
+    """The values an op writes into its row, besides the ones its kind always writes."""
+    if op.kind is OpKind.RETRY:
+        return {"start_time": op.at, "last_error": op.error, "attempts": op.attempts}
+    if op.kind is OpKind.KEEP:
+        return {"attempts": op.attempts}
+    values = {"attempts": op.attempts, "started_at": op.at}
+    return values if op.until is None else values | {"claimed_until": op.until}
 
 
 def _rounds(ops: Sequence[Op]) -> Iterator[Sequence[Op]]:
