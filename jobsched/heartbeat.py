@@ -3,7 +3,7 @@
 Every third of the shortest lease held it extends ``claimed_until`` of every job the pass holds
 (claimed and waiting, or running) to ``now + lease``, for the claims that still carry its token.
 It remembers, for each claim, the end the database last confirmed: a handler starts only while
-that end is far enough away (``rules.may_start``).
+that end is far enough away (``rules.start_by``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timedelta
 
 from jobsched.clock import Clock
-from jobsched.rules import may_start
+from jobsched.rules import start_by
 from jobsched.store.base import Claim, Store
 
 log = logging.getLogger("jobsched")
@@ -28,8 +28,9 @@ class Heartbeat:
         self.store = store
         self.clock = clock
         self._held: dict[str, Claim] = {}
-        #: The end of each held claim as last written: by the claim, or by a beat.
-        self._until: dict[str, datetime] = {}
+        #: When each held claim stops being safe to start a handler on: a margin before its
+        #: end as last written (by the claim, a beat, or a durable start).
+        self._start_by: dict[str, datetime] = {}
         self._running: dict[str, float] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -48,7 +49,7 @@ class Heartbeat:
     def hold(self, claim: Claim) -> None:
         with self._lock:
             self._held[claim.job.job_id] = claim
-            self._until[claim.job.job_id] = claim.until
+            self._start_by[claim.job.job_id] = start_by(claim.until, claim.lease)
 
     def running(self, claim: Claim) -> None:
         with self._lock:
@@ -58,7 +59,7 @@ class Heartbeat:
         """The claim was renewed until ``until`` by another write (a durable start)."""
         with self._lock:
             if claim.job.job_id in self._held:
-                self._until[claim.job.job_id] = until
+                self._start_by[claim.job.job_id] = start_by(until, claim.lease)
 
     def drop(self, claim: Claim) -> None:
         job_id = claim.job.job_id
@@ -66,14 +67,15 @@ class Heartbeat:
             held = self._held.get(job_id)
             if held is None or held.token == claim.token:
                 self._held.pop(job_id, None)
-                self._until.pop(job_id, None)
+                self._start_by.pop(job_id, None)
                 self._running.pop(job_id, None)
 
     def may_start(self, claim: Claim, now: datetime) -> bool:
         """True while the claim, as last confirmed, leaves a safe margin for a handler to start."""
-        with self._lock:
-            until = self._until.get(claim.job.job_id, claim.until)
-        return may_start(now, until, claim.lease)
+        deadline = self._start_by.get(claim.job.job_id)
+        if deadline is None:
+            deadline = start_by(claim.until, claim.lease)
+        return now < deadline
 
     def interval(self) -> float:
         with self._lock:
@@ -122,12 +124,12 @@ class Heartbeat:
                 if self._held.get(job_id) is not claim:
                     continue  # dropped meanwhile
                 if job_id in extended:
-                    self._until[job_id] = until
+                    self._start_by[job_id] = start_by(until, claim.lease)
                 else:
                     # Taken over (its claim ran out while this runner was paused or cut off)
                     # or changed: no longer ours to extend, and never ours to start.
                     del self._held[job_id]
-                    self._until[job_id] = now - timedelta(microseconds=1)
+                    self._start_by[job_id] = now
                     log.warning(
                         "job %r (%s): this runner no longer holds its claim (it ran out and "
                         "another runner may have taken the job over)",

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from jobsched.model import OpKind
 from jobsched.store.base import Claim, ClaimRequest, Op, Store
@@ -36,8 +37,9 @@ class Outbox:
         self.on_sent = on_sent
         self.batched = store.batches_writes
         self._letters: list[Op] = []
-        #: Start marks of running handlers not sent yet: job id -> (op, monotonic time).
-        self._starts: dict[str, tuple[Op, float]] = {}
+        #: Start marks of running handlers not sent yet: job id -> (claim, started at, attempts,
+        #: monotonic time).
+        self._starts: dict[str, tuple[Claim, datetime, int, float]] = {}
         self._since: float | None = None
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -47,13 +49,13 @@ class Outbox:
 
     # -- what the pass hands in -----------------------------------------------------------------
 
-    def started(self, op: Op) -> None:
-        """A handler starts: its start mark goes out with the next batch."""
+    def started(self, claim: Claim, at: datetime, attempts: int) -> None:
+        """A handler starts at ``at``: its start mark goes out with the next batch."""
         if not self.batched:
-            self.send([op])
+            self.send([Op(OpKind.START, claim, at=at, attempts=attempts)])
             return
         with self._lock:
-            self._starts[op.claim.job.job_id] = (op, time.monotonic())
+            self._starts[claim.job.job_id] = (claim, at, attempts, time.monotonic())
 
     def put(self, op: Op) -> None:
         """Queue a write; an outcome replaces the start mark of its attempt if still unsent."""
@@ -101,7 +103,7 @@ class Outbox:
         with self._lock:
             oldest = self._since
             if self._starts:
-                first = min(at for _, at in self._starts.values())
+                first = min(entry[3] for entry in self._starts.values())
                 oldest = first if oldest is None else min(oldest, first)
         return oldest is not None and now - oldest >= MAX_DELAY
 
@@ -114,7 +116,11 @@ class Outbox:
             letters, self._letters = self._letters, []
             starts, self._starts = self._starts, {}
             self._since = None
-        return [op for op, _ in starts.values()] + letters
+        marks = [
+            Op(OpKind.START, claim, at=at, attempts=attempts)
+            for claim, at, attempts, _ in starts.values()
+        ]
+        return marks + letters
 
     def _put_back(self, ops: list[Op]) -> None:
         now = time.monotonic()
@@ -125,8 +131,9 @@ class Outbox:
             }
             for op in ops:
                 job_id = op.claim.job.job_id
-                if op.kind is OpKind.START and job_id not in finished:
-                    self._starts.setdefault(job_id, (op, now))
+                if op.kind is OpKind.START and op.until is None and job_id not in finished:
+                    assert op.at is not None and op.attempts is not None
+                    self._starts.setdefault(job_id, (op.claim, op.at, op.attempts, now))
             self._letters[:0] = letters
             if self._letters and self._since is None:
                 self._since = now

@@ -301,9 +301,10 @@ def no_handler_error(handler: str) -> str:
 START_MARGIN = 1 / 3
 
 
-def may_start(now: datetime, confirmed_until: datetime, lease: timedelta) -> bool:
-    """True while a claim confirmed until ``confirmed_until`` leaves a safe margin at ``now``."""
-    return now + lease * START_MARGIN < confirmed_until
+def start_by(confirmed_until: datetime, lease: timedelta) -> datetime:
+    """Until when a handler may start on a claim of ``lease`` confirmed until
+    ``confirmed_until`` (strictly before it): the claim leaves a safe margin until then."""
+    return confirmed_until - lease * START_MARGIN
 
 
 #: Jobs the first claim of a pass takes (at least twice the concurrency).

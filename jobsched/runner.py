@@ -22,7 +22,7 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from jobsched.clock import Clock
@@ -266,12 +266,12 @@ class Pass:
             return
         assert handler is not None
         attempt = job.attempts + 1
-        start = Op(OpKind.START, claim, at=now, attempts=attempt)
         if claim.taken_from is not None:
             # A suspect: its start is written before it runs, so that if it kills its runner
             # again, the next runner counts that attempt lost.
             until = now + claim.lease
-            if not self.outbox.send([replace(start, until=until)])[0]:
+            start = Op(OpKind.START, claim, at=now, attempts=attempt, until=until)
+            if not self.outbox.send([start])[0]:
                 log.info(
                     "job %r changed before its handler started; the newer state wins", job.job_id
                 )
@@ -279,7 +279,7 @@ class Pass:
                 return
             self.heartbeat.renewed(claim, until)
         else:
-            self.outbox.started(start)
+            self.outbox.started(claim, now, attempt)
         running = with_attempts(job, attempt)
         with self._lock:
             self.report.ran += 1

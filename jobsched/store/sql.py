@@ -7,8 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -451,7 +450,7 @@ class SqlStore(Store):
     def claim(
         self, request: ClaimRequest, ops: Sequence[Op] = ()
     ) -> tuple[list[Claim], list[bool]]:
-        query = sa.select(jobs).where(
+        query: sa.Select[Any] = sa.select(*_CLAIMED).where(
             c.start_time <= request.now,
             sa.or_(c.claimed_until.is_(None), c.claimed_until <= request.now),
         )
@@ -469,39 +468,54 @@ class SqlStore(Store):
 
         return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE)
 
-    def _take(
-        self, conn: sa.Connection, request: ClaimRequest, rows: Sequence[sa.Row[Any]]
-    ) -> list[Claim]:
-        """Claim ``rows`` (locked by the claim query) for ``request.runner``."""
+    def _take(self, conn: sa.Connection, request: ClaimRequest, rows: Sequence[Any]) -> list[Claim]:
+        """Claim ``rows`` (locked by the claim query, columns ``_CLAIMED``) for
+        ``request.runner``."""
         token = new_token()
         claims: list[Claim] = []
+        leases: dict[str, tuple[timedelta, datetime]] = {}  # handler: (lease, claim's end)
         free: dict[datetime, list[str]] = {}  # the claim's end: ids
         lost: list[dict[str, Any]] = []
-        for row in rows:
-            job = _job(row)
-            lease = request.lease_for(job.handler)
-            until = request.now + lease
+        for (
+            job_id,
+            handler,
+            data,
+            start,
+            expiry,
+            attempts,
+            max_attempts,
+            created_at,
+            last_error,
+            version,
+            claimed_by,
+            claimed_until,
+            started_at,
+        ) in rows:
+            if handler not in leases:
+                lease = request.lease_for(handler)
+                leases[handler] = (lease, request.now + lease)
+            lease, until = leases[handler]
             taken_from = None
-            if row.claim_token is not None:
-                taken_from = row.claimed_by or "an unknown runner"
-            if row.started_at is not None:
-                error = request.lost_error(
-                    row.last_error, job.attempts, row.claimed_by, row.claimed_until
-                )
-                lost.append({"job_id": job.job_id, "last_error": error, "claimed_until": until})
-                job = replace(job, last_error=error)
+            if claimed_until is not None:  # a claim that ran out (the query takes no other)
+                taken_from = claimed_by or "an unknown runner"
+            if started_at is not None:
+                last_error = request.lost_error(last_error, attempts, claimed_by, claimed_until)
+                lost.append({"job_id": job_id, "last_error": last_error, "claimed_until": until})
             else:
-                free.setdefault(until, []).append(job.job_id)
+                free.setdefault(until, []).append(job_id)
+            job = Job(
+                job_id,
+                handler,
+                parse_payload(data),
+                start,
+                expiry,
+                attempts,
+                max_attempts,
+                created_at,
+                last_error,
+            )
             claims.append(
-                Claim(
-                    job,
-                    row.version + 1,
-                    token,
-                    lease,
-                    until,
-                    taken_from=taken_from,
-                    lost=row.started_at is not None,
-                )
+                Claim(job, version + 1, token, lease, until, taken_from, started_at is not None)
             )
         held = {"claim_token": token, "claimed_by": request.runner, "version": BUMP}
         for until, ids in free.items():
@@ -683,6 +697,23 @@ class SqlStore(Store):
 
         return self.transaction(work, write=False)
 
+
+#: What a claim reads of each row it takes (in ``SqlStore._take``'s order).
+_CLAIMED = (
+    c.job_id,
+    c.handler,
+    c.data,
+    c.start_time,
+    c.expiry,
+    c.attempts,
+    c.max_attempts,
+    c.created_at,
+    c.last_error,
+    c.version,
+    c.claimed_by,
+    c.claimed_until,
+    c.started_at,
+)
 
 #: The columns that fence a runner's write: its claim and the version it holds.
 _FENCE = ("job_id", "claim_token", "version")
