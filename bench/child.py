@@ -85,6 +85,9 @@ class ThreadProfiles:
                 session = Session.combine(session, other)
         out.parent.mkdir(parents=True, exist_ok=True)
         text = ConsoleRenderer(unicode=True, color=False, time="seconds").render(session)
+        flat = ConsoleRenderer(unicode=True, color=False, flat=True, show_all=True).render(session)
+        text += "\nThe functions that took most time themselves (all threads, libraries shown):\n"
+        text += "\n".join(line for line in flat.splitlines()[5:45] if line.strip()) + "\n"
         threads = len(self.sessions)
         note = (
             f"(the main thread and {threads} thread(s) it started, merged: times add up across "
