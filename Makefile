@@ -43,9 +43,9 @@ test: lint typecheck pytest
 faults: $(STAMP)
 	JOBSCHED_FAULT_ROUNDS=$${JOBSCHED_FAULT_ROUNDS:-20} $(BIN)/pytest -m faults $(PYTEST_ARGS)
 
+# Every workload for each implementation, medians of 5 runs (BENCH_ARGS="--tiny" for a smoke run).
 bench: $(STAMP)
-	$(BIN)/python bench/simulate_year.py
-	$(BIN)/python bench/run_due.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache

@@ -1,6 +1,8 @@
 """Simulate a year of per-minute cron passes over 10,000 jobs spread across it.
 
-    .venv/bin/python bench/simulate_year.py [--jobs 10000] [--days 365] [--seed 1]
+    .venv/bin/python -m bench.simulate_year [--jobs 10000] [--days 365] [--seed 1]
+
+Workloads W5 and W5b of the benchmark (``python -m bench``) call ``simulate``.
 
 Every tenth job fails its first attempt (retried an hour later) and every twentieth reschedules
 itself once a week later, so the run has retries and jobs scheduled by handlers too. Prints the
@@ -15,6 +17,7 @@ import random
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobsched import Job, JobSpec, Mode
 from jobsched.handlers import Registry
@@ -23,12 +26,11 @@ from jobsched.testing import Simulator
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+def simulate(jobs: int, days: int = 365, seed: int = 1) -> dict[str, Any]:
+    """Schedule ``jobs`` jobs over ``days`` days and simulate per-minute passes until none is left.
+
+    Returns the wall times of scheduling and of the simulation (``seconds``), and what it did.
+    """
     logging.getLogger("jobsched").setLevel(logging.CRITICAL)  # retries log warnings
 
     registry = Registry()
@@ -50,8 +52,8 @@ def main() -> None:
         return None
 
     registry.register("work", work)
-    rng = random.Random(args.seed)
-    span = args.days * 86_400
+    rng = random.Random(seed)
+    span = days * 86_400
     specs = [
         JobSpec(
             f"job-{i:05d}",
@@ -59,24 +61,43 @@ def main() -> None:
             "work",
             {"fail_once": i % 10 == 0, "again": i % 20 == 1},
         )
-        for i in range(args.jobs)
+        for i in range(jobs)
     ]
     began = time.perf_counter()
     scheduler.schedule_jobs(specs)
     scheduled = time.perf_counter() - began
 
     began = time.perf_counter()
-    log = sim.run_until_idle(max_time=timedelta(days=args.days + 30))
+    log = sim.run_until_idle(max_time=timedelta(days=days + 30))
     elapsed = time.perf_counter() - began
 
-    ticks = int((sim.now() - START) / sim.tick)
     outcomes = Counter(entry.outcome.value for entry in log)
-    print(f"scheduled {args.jobs} jobs over {args.days} days in {scheduled:.2f}s")
+    return {
+        "seconds": elapsed,
+        "schedule_seconds": scheduled,
+        "ticks": int((sim.now() - START) / sim.tick),
+        "passes": log.passes,
+        "entries": len(log),
+        "idle": log.idle,
+        "ended": sim.now().isoformat(),
+        "outcomes": dict(sorted(outcomes.items())),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    result = simulate(args.jobs, args.days, args.seed)
+    print(f"scheduled {args.jobs} jobs over {args.days} days in {result['schedule_seconds']:.2f}s")
     print(
-        f"simulated {ticks} one-minute ticks in {elapsed:.2f}s of wall time: {log.passes} passes "
-        f"run, {len(log)} log entries, idle={log.idle}, ended {sim.now().isoformat()}"
+        f"simulated {result['ticks']} one-minute ticks in {result['seconds']:.2f}s of wall time: "
+        f"{result['passes']} passes run, {result['entries']} log entries, "
+        f"idle={result['idle']}, ended {result['ended']}"
     )
-    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result["outcomes"].items()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,976 @@
+"""The benchmark harness: every workload, for each implementation, in one invocation.
+
+    make bench                                   # = .venv/bin/python -m bench
+    .venv/bin/python -m bench --only W2,W4 --backends sqlite --runs 3
+    .venv/bin/python -m bench --tiny             # seconds: a smoke run at a tiny size
+    .venv/bin/python -m bench --profile W2       # jobsched's W2 under pyinstrument
+
+See bench/README.md for the workloads, the implementations and how long a full run takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import queue
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+from bench import common
+from bench.child import GO, READY, RESULT
+from bench.impls import BACKEND_LABELS, IMPLEMENTATIONS, LABELS, PEERS, implementation, workloads_of
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/jobsched_bench"
+
+ALL_WORKLOADS = ["W1", "W1b", "W6", "W2", "W3", "W4", "W5", "W5b"]
+TITLES = {
+    "W1": "{jobs} `schedule_job` calls, one commit each",
+    "W1b": "{bulk} jobs through `schedule_jobs`",
+    "W2": "one pass over {jobs} due no-op jobs",
+    "W3": "one pass over {due} due jobs among {future} future ones",
+    "W4": "two runner processes over {jobs} due jobs",
+    "W5": "a simulated year of per-minute passes over {sim} jobs (memory)",
+    "W5b": "a simulated year of per-minute passes over {sim_large} jobs (memory)",
+    "W6": "{jobs} `schedule_job(conn=...)` in the caller's transaction with an app row",
+}
+#: What each workload reports, and whether more is better.
+UNITS = {"W3": "ms", "W5": "s", "W5b": "s"}
+
+
+def unit(workload: str) -> str:
+    return UNITS.get(workload, "jobs/s")
+
+
+def higher_is_better(workload: str) -> bool:
+    return unit(workload) == "jobs/s"
+
+
+@dataclass
+class Sizes:
+    jobs: int = 5000
+    bulk: int = 100_000
+    w3_due: int = 100
+    w3_future: int = 1_000_000
+    sim: int = 10_000
+    sim_large: int = 100_000
+    sim_days: int = 365
+
+    def jobs_for(self, workload: str) -> int:
+        return {
+            "W1b": self.bulk,
+            "W3": self.w3_due,
+            "W5": self.sim,
+            "W5b": self.sim_large,
+        }.get(workload, self.jobs)
+
+    def title(self, workload: str) -> str:
+        seeds, factor = common.split_future(self.w3_future)
+        return TITLES[workload].format(
+            jobs=f"{self.jobs:,}",
+            bulk=f"{self.bulk:,}",
+            due=f"{self.w3_due:,}",
+            future=f"{seeds * factor:,}",
+            sim=f"{self.sim:,}",
+            sim_large=f"{self.sim_large:,}",
+        )
+
+
+TINY = Sizes(jobs=30, bulk=300, w3_due=10, w3_future=3000, sim=200, sim_large=400, sim_days=30)
+
+
+@dataclass
+class Record:
+    """One run of one implementation on one workload."""
+
+    workload: str
+    backend: str
+    impl: str
+    run: int
+    jobs: int
+    seconds: float | None = None
+    value: float | None = None  # in unit(workload)
+    rss_kib: int | None = None
+    ran: int | None = None
+    duplicates: int = 0
+    extra_runs: int = 0
+    missing: int = 0
+    unexpected: int = 0
+    left: int = 0  # due jobs (W2/W3) or jobs (W4) still in the table afterwards
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exactly_once(self) -> bool:
+        return not (self.duplicates or self.missing or self.unexpected or self.left)
+
+
+class Harness:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sizes: Sizes = args.sizes
+        self.records: list[Record] = []
+        self.skipped: dict[str, str] = {}
+        self.workdir = Path(args.workdir or tempfile.mkdtemp(prefix="jobsched-bench-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.templates: dict[tuple[str, str], Path] = {}
+        self.mysql_url: str = args.mysql_url
+        self.mysql_version: str | None = None
+        self.lock_conn: Any = None
+        self.log: TextIO = sys.stderr
+
+    # -- the plan -------------------------------------------------------------------------------
+
+    def backends(self) -> list[str]:
+        chosen = [b for b in self.args.backends if b in ("mariadb", "sqlite")]
+        if "mariadb" in chosen:
+            reason = self.check_mariadb()
+            if reason is not None:
+                if self.args.require_mariadb:
+                    raise SystemExit(f"bench: MariaDB is required but unreachable: {reason}")
+                self.skipped["mariadb"] = reason
+                self.say(f"MariaDB skipped: {reason}")
+                chosen.remove("mariadb")
+        return chosen
+
+    def impls(self, workload: str, backend: str) -> list[str]:
+        names = [
+            name
+            for (b, name) in IMPLEMENTATIONS
+            if b == backend and name in self.args.impls and workload in workloads_of(b, name)
+        ]
+        return names
+
+    def plan(self) -> list[tuple[str, str, list[str]]]:
+        backends = self.backends()
+        steps: list[tuple[str, str, list[str]]] = []
+        for workload in self.args.only:
+            if workload in ("W5", "W5b"):
+                if "jobsched" in self.args.impls and "memory" in self.args.backends:
+                    steps.append((workload, "memory", ["jobsched"]))
+                continue
+            for backend in backends:
+                names = self.impls(workload, backend)
+                if names:
+                    steps.append((workload, backend, names))
+        return steps
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run_all(self) -> None:
+        steps = self.plan()
+        total = sum(len(names) for _, _, names in steps) * self.args.runs
+        done = 0
+        for workload, backend, names in steps:
+            for run in range(self.args.runs):
+                # Interleaved run by run, starting with a different implementation each time.
+                shift = run % len(names)
+                for name in names[shift:] + names[:shift]:
+                    done += 1
+                    record = self.run_one(workload, backend, name, run)
+                    self.records.append(record)
+                    self.say(f"[{done}/{total}] {describe(record)}")
+
+    def run_one(self, workload: str, backend: str, name: str, run: int) -> Record:
+        jobs = self.sizes.jobs_for(workload)
+        record = Record(workload, backend, name, run + 1, jobs)
+        try:
+            if backend == "memory":
+                result = self.child(
+                    {"workload": workload, "jobs": jobs, "days": self.sizes.sim_days}
+                )
+            else:
+                target = self.prepare(workload, backend, name, run)
+                spec = {
+                    "workload": workload,
+                    "backend": backend,
+                    "impl": name,
+                    "target": target,
+                    "jobs": jobs,
+                    "deadline_s": self.args.timeout,
+                }
+                if workload == "W4":
+                    result = self.two_runners(spec)
+                    result["left"] = implementation(backend, name, target).remaining()
+                else:
+                    result = self.child(spec)
+                self.cleanup(backend, target)
+            fill(record, result)
+        except Exception as e:
+            message = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+            record.error = message[:300] + ("..." if len(message) > 300 else "")
+            if isinstance(e, ChildError) and self.args.verbose:
+                self.say(e.details)
+        return record
+
+    def prepare(self, workload: str, backend: str, name: str, run: int) -> str:
+        """A fresh database (MariaDB) or file (SQLite) with this implementation's tables and the
+        workload's jobs in it (untimed)."""
+        if backend == "mariadb":
+            self.fresh_database()
+            target = self.mysql_url
+        else:
+            path = self.workdir / f"{name}-{workload}-{run + 1}.db"
+            remove_sqlite(path)
+            target = str(path)
+        impl = implementation(backend, name, target)
+        if workload == "W3":
+            seeds, factor = common.split_future(self.sizes.w3_future)
+            if backend == "sqlite":
+                shutil.copyfile(self.template(name, seeds, factor), target)
+            else:
+                impl.create(workload)
+                impl.load_future(seeds, factor)
+        else:
+            impl.create(workload)
+        if workload in ("W2", "W3", "W4"):
+            impl.load_due(common.ids("due", self.sizes.jobs_for(workload)))
+        return target
+
+    def template(self, name: str, seeds: int, factor: int) -> Path:
+        """W3's future rows for an SQLite implementation, loaded once and copied for each run."""
+        key = ("sqlite", name)
+        if key not in self.templates:
+            path = self.workdir / f"template-{name}-W3.db"
+            remove_sqlite(path)
+            self.say(f"loading {seeds * factor:,} future jobs for {name} on SQLite (once)")
+            impl = implementation("sqlite", name, str(path))
+            impl.create("W3")
+            impl.load_future(seeds, factor)
+            for suffix in ("-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    raise RuntimeError(f"{path}{suffix} left open after loading the template")
+            self.templates[key] = path
+        return self.templates[key]
+
+    def cleanup(self, backend: str, target: str) -> None:
+        if backend == "sqlite":
+            remove_sqlite(Path(target))
+
+    def child(self, spec: dict[str, Any]) -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.child", json.dumps(spec)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=self.args.timeout + 120,
+            env=child_env(),
+        )
+        if proc.stderr.strip() and (self.args.verbose or spec.get("profile")):
+            self.say(proc.stderr.rstrip())
+        return parse_result(proc.stdout, proc.stderr, proc.returncode)
+
+    def two_runners(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """W4: start two runner processes; once both are connected, tell both to go; the time is
+        from the go to the end of the later one."""
+        procs: list[subprocess.Popen[str]] = []
+        lines: list[queue.Queue[str | None]] = []
+        errs: list[Any] = []
+        with contextlib.ExitStack() as stack:
+            stack.callback(stop_all, procs)
+            for role in range(2):
+                child_spec = dict(spec, role=role)
+                if role and child_spec.get("profile"):
+                    child_spec.pop("profile")
+                err = stack.enter_context(tempfile.TemporaryFile("w+"))
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "bench.child", json.dumps(child_spec)],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
+                    env=child_env(),
+                )
+                out: queue.Queue[str | None] = queue.Queue()
+                threading.Thread(target=pump, args=(proc.stdout, out), daemon=True).start()
+                procs.append(proc)
+                lines.append(out)
+                errs.append(err)
+            stdout = [wait_for(out, READY, timeout=120) for out in lines]
+            go = time.monotonic()
+            for proc in procs:
+                assert proc.stdin is not None
+                with contextlib.suppress(BrokenPipeError):  # it failed: its result says why
+                    proc.stdin.write(GO + "\n")
+                    proc.stdin.flush()
+            results = []
+            for role, proc in enumerate(procs):
+                proc.wait(timeout=self.args.timeout + 120)
+                stdout[role] += drain(lines[role])
+                errs[role].seek(0)
+                stderr = errs[role].read()
+                if stderr.strip() and (self.args.verbose or spec.get("profile")):
+                    self.say(stderr.rstrip())
+                results.append(parse_result(stdout[role], stderr, proc.returncode))
+        runs = [job for result in results for job in result["runs"]]
+        tallied = common.tally(runs, common.ids("due", spec["jobs"]))
+        return {
+            **tallied,
+            "seconds": max(r["ended"] for r in results) - go,
+            "rss_kib": max(r["rss_kib"] for r in results),
+            "per_runner": [len(r["runs"]) for r in results],
+            "notes": sorted({note for r in results for note in r.get("notes", [])}),
+        }
+
+    # -- MariaDB --------------------------------------------------------------------------------
+
+    def mysql(self, *, database: bool = False) -> Any:
+        import pymysql
+
+        params = common.mysql_params(self.mysql_url)
+        if not database:
+            params.pop("database", None)
+        return pymysql.connect(**params, autocommit=True, connect_timeout=5)
+
+    def check_mariadb(self) -> str | None:
+        name = common.mysql_database(self.mysql_url)
+        if not name or "bench" not in name:
+            raise SystemExit(
+                f"bench: --mysql-url must name a database of the benchmark's own (its name "
+                f"containing 'bench'; it is dropped and made again for every run), got {name!r}"
+            )
+        try:
+            conn = self.mysql()
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            self.mysql_version = str(cur.fetchone()[0])
+            # Held until this process ends: two invocations on one database would drop each
+            # other's tables.
+            cur.execute("SELECT GET_LOCK(%s, 0)", (f"jobsched-bench:{name}"[:64],))
+            if cur.fetchone()[0] != 1:
+                conn.close()
+                raise SystemExit(
+                    f"bench: another benchmark is running on the database {name!r}; wait for it "
+                    "or give --mysql-url another database (its name containing 'bench')"
+                )
+        self.lock_conn = conn
+        return None
+
+    def fresh_database(self) -> None:
+        name = common.mysql_database(self.mysql_url)
+        conn = self.mysql()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        conn.close()
+
+    def say(self, message: str) -> None:
+        print(message, file=self.log, flush=True)
+
+
+# -- child processes ----------------------------------------------------------------------------
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("JOBSCHED_DATABASE_URL", "JOBSCHED_APP"):
+        env.pop(name, None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def pump(stream: Any, out: queue.Queue[str | None]) -> None:
+    for line in stream:
+        out.put(line)
+    out.put(None)
+
+
+def wait_for(out: queue.Queue[str | None], marker: str, timeout: float) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = out.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError(
+                f"no {marker} within {timeout:g}s; output so far: {seen!r}"
+            ) from None
+        if line is None:
+            out.put(None)
+            return seen  # the child ended early: its result says why
+        if line.strip() == marker:
+            return seen
+        seen += line
+
+
+def drain(out: queue.Queue[str | None]) -> str:
+    text = ""
+    while True:
+        line = out.get(timeout=30)
+        if line is None:
+            return text
+        text += line
+
+
+def parse_result(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT):
+            result: dict[str, Any] = json.loads(line[len(RESULT) :])
+            if "error" in result:
+                raise ChildError(result["error"], result.get("traceback", ""))
+            return result
+    raise ChildError(f"the child exited {returncode} without a result", stderr[-3000:])
+
+
+class ChildError(Exception):
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def fill(record: Record, result: dict[str, Any]) -> None:
+    record.seconds = float(result["seconds"])
+    record.rss_kib = int(result["rss_kib"]) if result.get("rss_kib", -1) >= 0 else None
+    record.ran = result.get("ran")
+    record.duplicates = int(result.get("duplicates", 0))
+    record.extra_runs = int(result.get("extra_runs", 0))
+    record.missing = int(result.get("missing", 0))
+    record.unexpected = int(result.get("unexpected", 0))
+    record.left = int(result.get("due_left", result.get("left", 0)))
+    if unit(record.workload) == "jobs/s":
+        record.value = record.jobs / record.seconds if record.seconds > 0 else float("inf")
+    elif unit(record.workload) == "ms":
+        record.value = record.seconds * 1000
+    else:
+        record.value = record.seconds
+    keep = ("per_runner", "schedule_seconds", "passes", "outcomes")
+    record.detail = {k: result[k] for k in keep if k in result}
+    if "schedule_seconds" in record.detail:
+        record.detail["schedule_seconds"] = round(record.detail["schedule_seconds"], 3)
+    for key in ("count", "app_rows"):  # after W1, W1b, W6: only when some are missing
+        if key in result and result[key] != record.jobs:
+            record.detail[key] = result[key]
+    if result.get("notes"):
+        record.detail["notes"] = "; ".join(result["notes"])
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, workload: str) -> str:
+    if value is None:
+        return "-"
+    u = unit(workload)
+    if u == "jobs/s":
+        return f"{value:,.0f} jobs/s"
+    if u == "ms":
+        return f"{value:,.1f} ms"
+    return f"{value:,.2f} s"
+
+
+def describe(record: Record) -> str:
+    head = f"{record.workload} {record.backend} {record.impl} run {record.run}: "
+    if record.error:
+        return head + "ERROR " + record.error
+    text = head + fmt(record.value, record.workload)
+    if record.seconds is not None and unit(record.workload) == "jobs/s":
+        text += f" ({record.seconds:.2f} s)"
+    if record.rss_kib:
+        text += f", peak RSS {record.rss_kib / 1024:.1f} MiB"
+    if not record.exactly_once:
+        text += "  " + once_problems([record])
+    return text
+
+
+def once_problems(records: Iterable[Record]) -> str:
+    records = list(records)
+    parts = []
+    for label, attr in (
+        ("ran twice", "duplicates"),
+        ("never ran", "missing"),
+        ("ran though not due", "unexpected"),
+        ("left in the table", "left"),
+    ):
+        bad = [r for r in records if getattr(r, attr)]
+        if bad:
+            count = sum(getattr(r, attr) for r in bad)
+            parts.append(f"{count:,} jobs {label} ({len(bad)} of {len(records)} runs)")
+    return "; ".join(parts)
+
+
+class Summary:
+    """Medians, ratios and targets of one invocation's records."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+    def runs(self, workload: str, backend: str, impl: str) -> list[Record]:
+        return [
+            r for r in self.records if (r.workload, r.backend, r.impl) == (workload, backend, impl)
+        ]
+
+    def median(self, workload: str, backend: str, impl: str) -> float | None:
+        values = [r.value for r in self.runs(workload, backend, impl) if r.value is not None]
+        return statistics.median(values) if values else None
+
+    def median_rss(self, workload: str, backend: str, impl: str) -> float | None:
+        values = [r.rss_kib for r in self.runs(workload, backend, impl) if r.rss_kib]
+        return statistics.median(values) / 1024 if values else None
+
+    def ratio(self, workload: str, backend: str, impl: str, other: str) -> float | None:
+        """How many times ``impl`` is as fast as ``other`` (>1: faster)."""
+        a = self.median(workload, backend, impl)
+        b = self.median(workload, backend, other)
+        if a is None or b is None or a == 0 or b == 0:
+            return None
+        return a / b if higher_is_better(workload) else b / a
+
+    def exactly_once(self, workload: str, backend: str, impl: str) -> bool | None:
+        runs = [r for r in self.runs(workload, backend, impl) if r.error is None]
+        return all(r.exactly_once for r in runs) if runs else None
+
+    def rows(self) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        for r in self.records:
+            if (r.workload, r.backend) not in seen:
+                seen.append((r.workload, r.backend))
+        return sorted(seen, key=lambda wb: (ALL_WORKLOADS.index(wb[0]), wb[1] != "mariadb"))
+
+    def table(self, sizes: Sizes) -> list[str]:
+        lines = [
+            "| workload | database | raw floor | peer | jobsched | jobsched / floor "
+            "| jobsched / peer | every job exactly once |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for workload, backend in self.rows():
+            peer = PEERS.get(backend, "")
+            cells = [f"{workload} {sizes.title(workload)}", BACKEND_LABELS[backend]]
+            for impl in ("floor", peer, "jobsched"):
+                value = self.median(workload, backend, impl) if impl else None
+                cell = fmt(value, workload) if value is not None else "-"
+                if impl == peer and value is not None:
+                    cell = f"{LABELS[peer]} {cell}"
+                if self.runs(workload, backend, impl) and any(
+                    r.error for r in self.runs(workload, backend, impl)
+                ):
+                    cell += " (errors)"
+                cells.append(cell)
+            for other in ("floor", peer):
+                ratio = self.ratio(workload, backend, "jobsched", other) if other else None
+                cells.append(f"{ratio:.2f}x" if ratio is not None else "-")
+            problems = []
+            for impl in ("floor", peer, "jobsched"):
+                runs = [r for r in self.runs(workload, backend, impl) if r.error is None]
+                if runs and not all(r.exactly_once for r in runs):
+                    problems.append(f"{LABELS[impl]}: {once_problems(runs)}")
+            cells.append("; ".join(problems) if problems else "yes")
+            lines.append("| " + " | ".join(cells) + " |")
+        return lines
+
+    def rss_table(self) -> list[str]:
+        lines = [
+            "| database | implementation | W2 peak RSS | W3 peak RSS | W3 - W2 |",
+            "|---|---|---|---|---|",
+        ]
+        for backend, impl in IMPLEMENTATIONS:
+            w2 = self.median_rss("W2", backend, impl)
+            w3 = self.median_rss("W3", backend, impl)
+            if w2 is None and w3 is None:
+                continue
+            diff = f"{w3 - w2:+.1f} MiB" if w2 is not None and w3 is not None else "-"
+            lines.append(
+                f"| {BACKEND_LABELS[backend]} | {LABELS[impl]} | {mib(w2)} | {mib(w3)} | {diff} |"
+            )
+        return lines
+
+    # -- the issue's targets --------------------------------------------------------------------
+
+    def targets(self) -> list[tuple[str, str, bool | None]]:
+        """(target, what was measured, met: True / False / None when not measured)."""
+        out: list[tuple[str, str, bool | None]] = []
+
+        def vs(workload: str, backend: str, other: str, at_least: float, what: str) -> None:
+            r = self.ratio(workload, backend, "jobsched", other)
+            measured = f"{r:.2f}x" if r is not None else "not measured"
+            out.append((what, measured, None if r is None else r >= at_least))
+
+        def absolute(workload: str, backend: str, ok: Callable[[float], bool], what: str) -> None:
+            v = self.median(workload, backend, "jobsched")
+            out.append((what, fmt(v, workload) if v is not None else "not measured",
+                        None if v is None else ok(v)))  # fmt: skip
+
+        def once(workload: str, backend: str, what: str) -> None:
+            ok = self.exactly_once(workload, backend, "jobsched")
+            runs = [r for r in self.runs(workload, backend, "jobsched") if r.error is None]
+            measured = (
+                "not measured" if ok is None
+                else "yes" if ok else once_problems(runs)
+            )  # fmt: skip
+            out.append((what, measured, ok))
+
+        vs("W1", "mariadb", "floor", 0.8, "MariaDB W1 >= 0.8x floor")
+        absolute("W1b", "mariadb", lambda v: v >= 20_000, "MariaDB W1b >= 20,000 jobs/s")
+        vs("W2", "mariadb", "floor", 0.75, "MariaDB W2 >= 0.75x floor")
+        vs("W2", "mariadb", "apscheduler", 10, "MariaDB W2 >= 10x APScheduler")
+        vs("W4", "mariadb", "floor", 0.6, "MariaDB W4 >= 0.6x floor")
+        once("W4", "mariadb", "MariaDB W4 exactly once")
+        w4 = self.median("W4", "mariadb", "jobsched")
+        w2 = self.median("W2", "mariadb", "jobsched")
+        out.append((
+            "MariaDB W4 no slower than one runner (jobsched W2)",
+            f"{w4 / w2:.2f}x W2" if w4 and w2 else "not measured",
+            None if not (w4 and w2) else w4 >= w2,
+        ))  # fmt: skip
+        w6 = self.median("W6", "mariadb", "jobsched")
+        w1 = self.median("W1", "mariadb", "jobsched")
+        out.append((
+            "MariaDB W6 >= 0.5x W1",
+            f"{w6 / w1:.2f}x W1" if w6 and w1 else "not measured",
+            None if not (w6 and w1) else w6 >= 0.5 * w1,
+        ))  # fmt: skip
+        vs("W1", "sqlite", "floor", 0.8, "SQLite W1 >= 0.8x SQLite floor (synchronous=FULL)")
+        vs("W2", "sqlite", "huey", 10, "SQLite W2 >= 10x Huey")
+        once("W4", "sqlite", "SQLite W4 exactly once")
+        for backend in ("mariadb", "sqlite"):
+            label = BACKEND_LABELS[backend]
+            absolute("W3", backend, lambda v: v < 20, f"{label} W3 under 20 ms")
+            w2_rss = self.median_rss("W2", backend, "jobsched")
+            w3_rss = self.median_rss("W3", backend, "jobsched")
+            out.append((
+                f"{label} W3 peak RSS within 10 MiB of W2",
+                f"{w3_rss - w2_rss:+.1f} MiB ({mib(w3_rss)} vs {mib(w2_rss)})"
+                if w2_rss is not None and w3_rss is not None else "not measured",
+                None if w2_rss is None or w3_rss is None else w3_rss - w2_rss <= 10,
+            ))  # fmt: skip
+        absolute("W5", "memory", lambda v: v < 1, "W5 under 1 s (a year, 10,000 jobs)")
+        absolute("W5b", "memory", lambda v: v < 10, "W5b under 10 s (a year, 100,000 jobs)")
+        return out
+
+
+def mib(value: float | None) -> str:
+    return f"{value:.1f} MiB" if value is not None else "-"
+
+
+def met(value: bool | None) -> str:
+    return "not measured" if value is None else "met" if value else "NOT MET"
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def versions(harness: Harness) -> list[tuple[str, str]]:
+    import sqlite3
+
+    out = [("Python", platform.python_version())]
+    for package in ("jobsched", "SQLAlchemy", "PyMySQL", "APScheduler", "huey", "pyinstrument"):
+        try:
+            out.append((package, metadata.version(package)))
+        except metadata.PackageNotFoundError:
+            out.append((package, "not installed"))
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit:
+        dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", ".") else ""
+        out.append(("jobsched commit", commit + dirty))
+    out.append(("MariaDB server", harness.mysql_version or "not reached"))
+    out.append(("SQLite library", sqlite3.sqlite_version))
+    return out
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> list[tuple[str, str]]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return [
+        ("host", socket.gethostname()),
+        ("system", platform.platform()),
+        ("CPUs (nproc)", f"{os.cpu_count()} ({cpu})"),
+        ("memory", memory),
+    ]
+
+
+def load_average() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(
+    harness: Harness, started: datetime, took: float, load_before: str, load_after: str
+) -> str:
+    args = harness.args
+    summary = Summary(harness.records)
+    sizes = harness.sizes
+    seeds, factor = common.split_future(sizes.w3_future)
+    future = seeds * factor
+    lines = [
+        "# jobsched benchmark results",
+        "",
+        "Written by `make bench` (`python -m bench`, see [README.md](README.md)); every figure is",
+        "the median of the runs listed at the end, each run in a fresh process on a fresh table,",
+        "the implementations interleaved run by run. Ratios compare medians of this invocation.",
+        "",
+        f"- date: {started.isoformat(timespec='seconds')} (took {took / 60:.1f} min)",
+        f"- command: `{' '.join(['python -m bench', *args.argv])}`",
+        f"- runs per implementation: {args.runs}"
+        + (" (fewer than 3: the medians are single runs)" if args.runs < 3 else ""),
+        f"- sizes: {sizes.jobs:,} jobs (W1, W2, W4, W6), {sizes.bulk:,} (W1b), W3 "
+        f"{sizes.w3_due:,} due among {future:,} future, W5 {sizes.sim:,} / W5b "
+        f"{sizes.sim_large:,} jobs over {sizes.sim_days} days",
+        f"- load before: `{load_before}`",
+        f"- load after: `{load_after}`",
+        "",
+        "## Versions",
+        "",
+    ]
+    lines += [f"- {name}: {value}" for name, value in versions(harness)]
+    lines += ["", "## Machine", ""]
+    lines += [f"- {name}: {value}" for name, value in machine()]
+    for backend, reason in harness.skipped.items():
+        lines += ["", f"**{BACKEND_LABELS[backend]} skipped**: {reason}"]
+    lines += ["", "## Medians", ""]
+    lines += summary.table(sizes)
+    lines += [
+        "",
+        "W1, W1b, W2, W4 and W6 in jobs per second (more is better), W3 in milliseconds for the",
+        "whole pass, W5 in seconds of wall time for the simulated year (scheduling excluded).",
+        "`jobsched / floor` and `jobsched / peer` say how many times as fast jobsched is.",
+        "",
+        "## Peak RSS of a pass (W2, W3)",
+        "",
+    ]
+    lines += summary.rss_table()
+    lines += ["", "## The issue's targets", "", "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {what} | {measured} | {met(ok)} |" for what, measured, ok in summary.targets()]
+    lines += ["", "## Every run", ""]
+    lines += [
+        "| workload | database | implementation | run | seconds | result | peak RSS "
+        "| ran | twice | missing | not due | left | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(
+        harness.records,
+        key=lambda r: (ALL_WORKLOADS.index(r.workload), r.backend != "mariadb", r.impl, r.run),
+    ):
+        notes = r.error or ", ".join(f"{k} {v}" for k, v in r.detail.items())
+        lines.append(
+            f"| {r.workload} | {BACKEND_LABELS[r.backend]} | {LABELS[r.impl]} | {r.run} | "
+            f"{'-' if r.seconds is None else f'{r.seconds:.3f}'} | {fmt(r.value, r.workload)} | "
+            f"{mib(r.rss_kib / 1024 if r.rss_kib else None)} | "
+            f"{'-' if r.ran is None else r.ran} | {r.duplicates} | {r.missing} | "
+            f"{r.unexpected} | {r.left} | {notes.replace('|', '/')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="jobsched's benchmark: every workload for each implementation, in one go.",
+    )
+    parser.add_argument(
+        "--runs", type=int, help="runs per implementation (default 5; 1 with --tiny)"
+    )
+    parser.add_argument(
+        "--only", help="workloads, comma-separated (default all): " + ",".join(ALL_WORKLOADS)
+    )
+    parser.add_argument("--backends", default="mariadb,sqlite,memory", help="default: all")
+    parser.add_argument("--impls", default="floor,apscheduler,huey,jobsched", help="default: all")
+    parser.add_argument("--jobs", type=int, help="jobs of W1, W2, W4, W6 (default 5,000)")
+    parser.add_argument("--bulk-jobs", type=int, help="jobs of W1b (default 100,000)")
+    parser.add_argument("--w3-due", type=int, help="due jobs of W3 (default 100)")
+    parser.add_argument("--w3-future", type=int, help="future jobs of W3 (default 1,000,000)")
+    parser.add_argument("--sim-jobs", type=int, help="jobs of W5 (default 10,000)")
+    parser.add_argument("--sim-jobs-large", type=int, help="jobs of W5b (default 100,000)")
+    parser.add_argument("--sim-days", type=int, help="days W5 simulates (default 365)")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes and 1 run: a smoke test")
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("JOBSCHED_BENCH_MYSQL_URL", DEFAULT_MYSQL_URL),
+        help="the benchmark's own MariaDB database, dropped and made again for every run "
+        f"[env JOBSCHED_BENCH_MYSQL_URL; default {DEFAULT_MYSQL_URL}]",
+    )
+    parser.add_argument(
+        "--require-mariadb", action="store_true", help="fail (not skip) if MariaDB is unreachable"
+    )
+    parser.add_argument("--workdir", help="where the SQLite files go (default: a temporary dir)")
+    parser.add_argument(
+        "--results",
+        help="write the Markdown report here (default bench/RESULTS.md for a full run: all "
+        "workloads, implementations and backends at the default sizes, 3 runs or more)",
+    )
+    parser.add_argument("--json", help="also write every run as JSON here")
+    parser.add_argument(
+        "--profile",
+        metavar="WORKLOAD",
+        help="run jobsched's WORKLOAD once under pyinstrument (on each of --backends) and save "
+        "the profile in bench/profiles/ instead of benchmarking",
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds one run may take")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the children's stderr")
+    args = parser.parse_args(argv)
+    args.argv = argv
+
+    sizes = TINY if args.tiny else Sizes()
+    for option, attr in (
+        ("jobs", "jobs"),
+        ("bulk_jobs", "bulk"),
+        ("w3_due", "w3_due"),
+        ("w3_future", "w3_future"),
+        ("sim_jobs", "sim"),
+        ("sim_jobs_large", "sim_large"),
+        ("sim_days", "sim_days"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            if value < 1:
+                parser.error(f"--{option.replace('_', '-')} must be at least 1")
+            sizes = Sizes(**{**asdict(sizes), attr: value})
+    args.sizes = sizes
+    if args.runs is None:
+        args.runs = 1 if args.tiny else 5
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    args.only = split(args.only, ALL_WORKLOADS, "--only", parser) if args.only else ALL_WORKLOADS
+    args.backends = split(args.backends, ["mariadb", "sqlite", "memory"], "--backends", parser)
+    args.impls = split(args.impls, ["floor", "apscheduler", "huey", "jobsched"], "--impls", parser)
+    args.full = (
+        args.only == ALL_WORKLOADS
+        and len(args.backends) == 3
+        and len(args.impls) == 4
+        and sizes == Sizes()
+        and args.runs >= 3
+    )
+    if args.profile:
+        if args.profile not in ALL_WORKLOADS:
+            parser.error(f"--profile takes one of {', '.join(ALL_WORKLOADS)}")
+        args.only, args.impls, args.runs = [args.profile], ["jobsched"], 1
+    return args
+
+
+def split(
+    value: str, allowed: list[str], option: str, parser: argparse.ArgumentParser
+) -> list[str]:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    lower = {a.lower(): a for a in allowed}
+    unknown = [item for item in items if item.lower() not in lower]
+    if unknown or not items:
+        parser.error(
+            f"{option}: unknown {', '.join(unknown) or 'empty'}; choose from {', '.join(allowed)}"
+        )
+    chosen = [lower[item.lower()] for item in items]
+    return [a for a in allowed if a in chosen]  # in the harness's order
+
+
+def profile(harness: Harness) -> int:
+    out_dir = BENCH / "profiles"
+    workload = harness.args.profile
+    steps = harness.plan()
+    if not steps:
+        harness.say(f"nothing to profile for {workload} on {', '.join(harness.args.backends)}")
+        return 1
+    for workload, backend, _ in steps:
+        path = out_dir / f"{workload}-{backend}"
+        jobs = harness.sizes.jobs_for(workload)
+        harness.say(f"profiling jobsched {workload} on {backend} ({jobs:,} jobs) ...")
+        spec: dict[str, Any] = {"workload": workload, "jobs": jobs, "profile": str(path)}
+        if backend == "memory":
+            spec["days"] = harness.sizes.sim_days
+            result = harness.child(spec)
+        else:
+            target = harness.prepare(workload, backend, "jobsched", 0)
+            spec.update(backend=backend, impl="jobsched", target=target,
+                        deadline_s=harness.args.timeout)  # fmt: skip
+            result = harness.two_runners(spec) if workload == "W4" else harness.child(spec)
+            harness.cleanup(backend, target)
+        harness.say(
+            f"{workload} {backend}: {result['seconds']:.3f} s; profile in "
+            f"{path.with_suffix('.txt')} and {path.with_suffix('.html')}"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    harness = Harness(args)
+    try:
+        if args.profile:
+            return profile(harness)
+        started = datetime.now().astimezone()
+        load_before = load_average()
+        began = time.monotonic()
+        harness.run_all()
+        took = time.monotonic() - began
+        text = report(harness, started, took, load_before, load_average())
+        summary = Summary(harness.records)
+        print("\n".join(summary.table(args.sizes)))
+        print()
+        for what, measured, ok in summary.targets():
+            if ok is not None or args.full:
+                print(f"{met(ok):>12}  {what}: {measured}")
+        results = args.results or (str(BENCH / "RESULTS.md") if args.full else None)
+        if results:
+            Path(results).write_text(text)
+            print(f"\nwrote {results} (took {took / 60:.1f} min)")
+        else:
+            print(f"\ntook {took / 60:.1f} min; no report written (a partial run: give --results)")
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps([asdict(r) for r in harness.records], indent=1) + "\n"
+            )
+        errors = [r for r in harness.records if r.error]
+        for r in errors:
+            harness.say(f"error: {describe(r)}")
+        return 1 if errors else 0
+    finally:
+        if not args.workdir:
+            shutil.rmtree(harness.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
