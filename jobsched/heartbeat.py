@@ -34,15 +34,17 @@ class Heartbeat:
         self._running: dict[str, float] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jobsched-heartbeat", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5)
 
@@ -87,6 +89,7 @@ class Heartbeat:
         # Wake often, beat every third of the shortest lease held: claims taken after the thread
         # started may carry a much shorter lease than the default.
         last = time.monotonic()
+        assert self._stop is not None
         while not self._stop.wait(0.1):
             if time.monotonic() - last >= self.interval():
                 last = time.monotonic()

@@ -18,7 +18,7 @@ class EventLoops:
     """A lazily made ``asyncio.Runner`` per thread; ``close`` ends them all. Thread-safe."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._local: threading.local | None = None
         self._runners: list[asyncio.Runner] = []
         self._lock = threading.Lock()
 
@@ -26,6 +26,9 @@ class EventLoops:
         """``result`` itself, or what it gives when awaited if it is awaitable."""
         if not inspect.isawaitable(result):
             return result
+        with self._lock:
+            if self._local is None:
+                self._local = threading.local()
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is None:
             runner = asyncio.Runner()

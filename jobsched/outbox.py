@@ -42,7 +42,7 @@ class Outbox:
         self._starts: dict[str, tuple[Claim, datetime, int, float]] = {}
         self._since: float | None = None
         self._lock = threading.Lock()
-        self._closed = threading.Event()
+        self._closed: threading.Event | None = None
         self._thread: threading.Thread | None = None
         #: Why the flusher last failed to send (the pass ends with it), if it did.
         self.error: BaseException | None = None
@@ -52,7 +52,7 @@ class Outbox:
     def started(self, claim: Claim, at: datetime, attempts: int) -> None:
         """A handler starts at ``at``: its start mark goes out with the next batch."""
         if not self.batched:
-            self.send([Op(OpKind.START, claim, at=at, attempts=attempts)])
+            self._write_now(Op(OpKind.START, claim, at=at, attempts=attempts))
             return
         with self._lock:
             self._starts[claim.job.job_id] = (claim, at, attempts, time.monotonic())
@@ -60,7 +60,7 @@ class Outbox:
     def put(self, op: Op) -> None:
         """Queue a write; an outcome replaces the start mark of its attempt if still unsent."""
         if not self.batched:
-            self.send([op])
+            self._write_now(op)
             return
         with self._lock:
             self._starts.pop(op.claim.job.job_id, None)
@@ -69,6 +69,10 @@ class Outbox:
                 self._since = time.monotonic()
 
     # -- sending --------------------------------------------------------------------------------
+
+    def _write_now(self, op: Op) -> None:
+        [applied] = self.store.apply([op])
+        self.on_sent(op, applied)
 
     def send(self, ops: Sequence[Op] = ()) -> list[bool]:
         """Write what waits together with ``ops``, in one transaction; returns ``ops``' results.
@@ -147,6 +151,7 @@ class Outbox:
     def open(self) -> None:
         """Start the flusher thread (batched stores only)."""
         if self.batched and self._thread is None:
+            self._closed = threading.Event()
             self._thread = threading.Thread(
                 target=self._flush_loop, name="jobsched-outbox", daemon=True
             )
@@ -154,13 +159,16 @@ class Outbox:
 
     def close(self) -> None:
         """Stop the flusher (what still waits is the caller's to send)."""
-        self._closed.set()
+        if self._closed is not None:
+            self._closed.set()
         if self._thread is not None:
             self._thread.join(timeout=BOOKKEEPING_JOIN)
             self._thread = None
 
     def _flush_loop(self) -> None:
-        while not self._closed.wait(TICK):
+        closed = self._closed
+        assert closed is not None
+        while not closed.wait(TICK):
             if not self.due():
                 continue
             try:
@@ -168,7 +176,7 @@ class Outbox:
             except Exception as e:  # the store retried already; the pass ends with this
                 self.error = e
                 log.warning("could not write %d finished or started job(s): %s", len(self), e)
-                self._closed.wait(1.0)
+                closed.wait(1.0)
 
 
 #: Seconds ``close`` waits for a send in progress (the store's own patience bounds it).

@@ -24,6 +24,7 @@ from jobsched.model import (
     Outcome,
     dump_payload,
     parse_payload,
+    with_data,
 )
 
 #: Longest job id or handler name, in characters.
@@ -203,13 +204,7 @@ def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
     )
     payload = serialise_payload(job.data, max_payload_bytes)
     # Store exactly what reading it back will give (tuples become lists, and so on).
-    return NewJob(job=_with_data(clean, parse_payload(payload)), payload=payload)
-
-
-def _with_data(job: Job, data: JSONValue) -> Job:
-    from dataclasses import replace
-
-    return replace(job, data=data)
+    return NewJob(job=with_data(clean, parse_payload(payload)), payload=payload)
 
 
 def first_repeated(ids: Iterable[str]) -> tuple[int, int, str] | None:

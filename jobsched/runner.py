@@ -45,6 +45,10 @@ from jobsched.store.base import Claim, ClaimRequest, Cursor, Op, Store
 log = logging.getLogger("jobsched")
 
 
+#: The stop event of a pass nobody stops (it is never set).
+_NEVER = threading.Event()
+
+
 def runner_name() -> str:
     """How this process signs its claims: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -89,7 +93,7 @@ class Pass:
         self.clock = clock
         self.registry = registry
         self.options = options
-        self.stop = stop or threading.Event()
+        self.stop = stop or _NEVER
         self.runner = runner or runner_name()
         self.report = RunReport(keep_results=options.keep_results)
         self._lock = threading.Lock()
@@ -311,6 +315,9 @@ class Pass:
         """Log what the verdict means for the job, at the level it deserves."""
         job = claim.job
         outcome = verdict.outcome
+        level = logging.ERROR if outcome is Outcome.FAILED else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
         trace = f"\n{where(error)}" if error is not None else ""
         if outcome is Outcome.FAILED:
             log.error(

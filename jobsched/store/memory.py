@@ -82,7 +82,7 @@ class _Row:
 
     def load(self, new: NewJob) -> None:
         """Take every field of ``new`` (the claim and version are the caller's business)."""
-        self.job = replace(new.job, data=None)
+        self.job = with_data(new.job, None)
         self.payload = new.payload
 
 
@@ -140,7 +140,7 @@ class MemoryStore(Store):
         return None
 
     def _add(self, new: NewJob, version: int) -> _Row:
-        row = _Row(replace(new.job, data=None), new.payload, version)
+        row = _Row(with_data(new.job, None), new.payload, version)
         self._rows[new.job.job_id] = row
         self._index(row)
         return row
@@ -328,7 +328,7 @@ class MemoryStore(Store):
             self._release(row, attempt_ended=True)
         else:  # KEEP
             assert op.attempts is not None
-            row.job = replace(row.job, attempts=op.attempts)
+            row.job = with_attempts(row.job, op.attempts)
             row.version += 1
             self._release(row, attempt_ended=True)
         return True
