@@ -36,8 +36,12 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
+        #: Without the thread (fake clocks), claims are never extended: each claim's own end
+        #: is the one to go by, and nothing needs holding.
+        self._beating = False
 
     def start(self) -> None:
+        self._beating = True
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jobsched-heartbeat", daemon=True)
         self._thread.start()
@@ -49,22 +53,29 @@ class Heartbeat:
             self._thread.join(timeout=5)
 
     def hold(self, claim: Claim) -> None:
+        if not self._beating:
+            return
         with self._lock:
             self._held[claim.job.job_id] = claim
             self._start_by[claim.job.job_id] = start_by(claim.until, claim.lease)
 
     def running(self, claim: Claim) -> None:
+        if not self._beating:
+            return
         with self._lock:
             self._running[claim.job.job_id] = time.monotonic()
 
     def renewed(self, claim: Claim, until: datetime) -> None:
         """The claim was renewed until ``until`` by another write (a durable start)."""
         with self._lock:
-            if claim.job.job_id in self._held:
+            if claim.job.job_id in self._held or not self._beating:
                 self._start_by[claim.job.job_id] = start_by(until, claim.lease)
 
     def drop(self, claim: Claim) -> None:
         job_id = claim.job.job_id
+        if not self._beating:
+            self._start_by.pop(job_id, None)
+            return
         with self._lock:
             held = self._held.get(job_id)
             if held is None or held.token == claim.token:

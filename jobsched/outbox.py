@@ -116,6 +116,8 @@ class Outbox:
             return len(self._letters) + len(self._starts)
 
     def _take(self) -> list[Op]:
+        if not self._letters and not self._starts:
+            return []  # a letter put meanwhile goes with the next send
         with self._lock:
             letters, self._letters = self._letters, []
             starts, self._starts = self._starts, {}

@@ -14,6 +14,7 @@ then pinned on it alone, and costs the other jobs of its batch no attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -51,7 +52,12 @@ _NEVER = threading.Event()
 
 def runner_name() -> str:
     """How this process signs its claims: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host()}:{os.getpid()}"
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from jobsched.store.base import (
     ClaimRequest,
     Op,
     Store,
-    new_token,
     new_version,
 )
 
@@ -240,9 +239,10 @@ class MemoryStore(Store):
         now = request.now.astimezone(UTC)
         after = request.after
         served = None if request.handlers is None else frozenset(request.handlers)
-        token = new_token()
         claims: list[Claim] = []
         with self._lock:
+            # Unique within this store, the only place the token means anything.
+            token = f"m{next(self._seq)}"
             results = [self._apply_one(op) for op in ops]
             # Claims that ran out make their jobs claimable again, in start order.
             while (entry := self._top(self._held)) is not None and entry[0] <= now:
