@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,11 +137,14 @@ class Pass:
         pending: deque[Claim] = deque()
         in_flight: set[Future[None]] = set()
         cursor: Cursor | None = None
-        taken = 0
+        claimed = 0  # jobs this pass has asked for and got (its --limit counts them)
         exhausted = False
         pool = None
         if opts.concurrency > 1:
             pool = ThreadPoolExecutor(opts.concurrency, thread_name_prefix="jobsched-handler")
+        # With handlers in this thread, the next batch is claimed in another one meanwhile (a
+        # store that batches writes only: they cost a round trip there).
+        ahead = _Ahead(self._claim) if pool is None and self.store.batches_writes else None
         if self.clock.is_real:
             self.heartbeat.start()
         self.outbox.open()
@@ -153,10 +157,17 @@ class Pass:
                 )
                 if self.stop.is_set() or out_of_time:
                     break
-                room = None if opts.limit is None else opts.limit - taken
-                if not pending and not exhausted and (room is None or room > 0):
-                    want = batch if room is None else min(batch, room)
-                    claims = self._claim(want, cursor)
+                room = None if opts.limit is None else opts.limit - claimed
+                if not pending and ((ahead is not None and ahead.asked) or not exhausted):
+                    if ahead is not None and ahead.asked:
+                        want, claims = ahead.result()
+                    else:
+                        want = batch if room is None else min(batch, room)
+                        if want <= 0:
+                            exhausted = True
+                            continue
+                        claims = self._claim(want, cursor)
+                    claimed += len(claims)
                     exhausted = len(claims) < want
                     if claims:
                         cursor = (claims[-1].job.start, claims[-1].job.job_id)
@@ -165,18 +176,18 @@ class Pass:
                             # Taken earlier in this pass: a pass runs each job at most once.
                             self.outbox.put(Op(OpKind.RELEASE, claim))
                             continue
-                        taken += 1
                         pending.append(claim)
                         self.heartbeat.hold(claim)
                     with self._lock:
                         seconds, runs = self._handler_seconds, self._handler_runs
                         self._handler_seconds, self._handler_runs = 0.0, 0
                     batch = next_batch_size(batch, seconds, runs, opts.concurrency)
+                    room = None if opts.limit is None else opts.limit - claimed
+                    if ahead is not None and not exhausted and (room is None or room > 0):
+                        ahead.ask(batch if room is None else min(batch, room), cursor)
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
-                    if exhausted or (room is not None and room <= 0):
-                        break
-                    continue
+                    break
                 if pool is None:
                     self._process(pending.popleft())
                     continue
@@ -200,6 +211,8 @@ class Pass:
                 pool.shutdown(wait=True)
             self.loops.close()
             try:
+                if ahead is not None:
+                    pending.extend(ahead.close())
                 self._release(pending)
                 self.outbox.send()
             except Exception as e:
@@ -393,6 +406,37 @@ class Pass:
                 self.report.count(outcome)
         if log.isEnabledFor(logging.INFO):
             log.info("job %r (%s) attempt %d: %s", job.job_id, job.handler, attempt, outcome.value)
+
+
+class _Ahead:
+    """Claims the next batch in a thread of its own while the pass runs the current one."""
+
+    def __init__(self, claim: Callable[[int, Cursor | None], list[Claim]]) -> None:
+        self._claim = claim
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="jobsched-claim")
+        self._asked: tuple[int, Future[list[Claim]]] | None = None
+
+    @property
+    def asked(self) -> bool:
+        return self._asked is not None
+
+    def ask(self, want: int, cursor: Cursor | None) -> None:
+        self._asked = (want, self._pool.submit(self._claim, want, cursor))
+
+    def result(self) -> tuple[int, list[Claim]]:
+        """How many jobs were asked for, and the claims (raises what the claim raised)."""
+        assert self._asked is not None
+        (want, future), self._asked = self._asked, None
+        return want, future.result()
+
+    def close(self) -> list[Claim]:
+        """Wait for a claim under way; returns its claims (the pass gives them back)."""
+        try:
+            return self.result()[1] if self._asked is not None else []
+        except Exception:
+            return []  # nothing was claimed
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def where(exc: BaseException) -> str:
