@@ -683,6 +683,9 @@ class SqlStore(Store):
 
         return self.transaction(work, write=False)
 
+    def clear(self) -> int:
+        return self.transaction(lambda conn: conn.execute(jobs.delete()).rowcount, write=True)
+
 
 #: The columns that fence a runner's write: its claim and the version it holds.
 _FENCE = ("job_id", "claim_token", "version")
