@@ -14,10 +14,11 @@ import itertools
 import signal
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import storeops
 
 from faults.conftest import FaultDb, Run, wait_until
 
@@ -143,3 +144,59 @@ def test_a_runner_frozen_past_its_claims_starts_none_of_the_jobs_taken_over_mean
     # The frozen handler of the first job overlapped the taker's run of it (at least once: the
     # documented cost of a runner frozen past its claim); no other job ran twice at once.
     assert_never_two_at_once(fdb.runs(), except_for=(ids[0],))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug (runner.Pass._run_one): a suspect's durable start mark renews its claim until "
+    "`now + lease` with `now` read before the write; the handler then starts whenever the write "
+    "applied, however long it waited, without checking rules.may_start again: a start mark that "
+    "waited on the database past the claim starts the handler on a claim that has run out",
+)
+def test_a_suspect_whose_start_mark_waited_past_its_claim_is_not_started(
+    fdb: FaultDb, tmp_path: Path
+) -> None:
+    # Two jobs a dead runner held unstarted, its claims run out: the next runner runs each
+    # alone, after writing its start mark (with a renewed claim) before the handler. If that
+    # write waits on the database for longer than the claim lasts, the claim it renews has run
+    # out (or nearly) when it commits: the handler must not start on it, as another runner can
+    # take the job over at once.
+    started = tmp_path / "started.txt"
+    gate = tmp_path / "gate"
+    first = {"wait_for": str(gate), "file": str(started), "no_record": True}
+    ids = fdb.add(2, datas=[first, {"sleep": 1.0, "file": str(started)}], prefix="suspect")
+    dead = storeops.claim(
+        fdb.scheduler.store,
+        datetime.now(UTC) - timedelta(seconds=10),
+        runner="dead-host:1",
+        lease=timedelta(seconds=CLAIM),
+    )
+    assert [claim.job.job_id for claim in dead] == ids  # ran out 8 s ago
+    runner = fdb.runner()
+    wait_until(lambda: starts_in_file(started), 30, "the first suspect to start")
+    with fdb.engine.connect() as conn:
+        conn.begin()
+        if fdb.backend == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the whole file: nobody else can write
+        else:
+            conn.exec_driver_sql("SELECT * FROM jobs WHERE job_id = %s FOR UPDATE", (ids[1],))
+        gate.touch()  # the first returns; the second's start mark waits on our lock
+        time.sleep(CLAIM + 0.6)
+        conn.rollback()
+    wait_until(
+        lambda: fdb.row(ids[1]).started_at is not None or runner.poll() is not None,
+        10,
+        "the start mark",
+    )
+    taken = storeops.claim(
+        fdb.scheduler.store,
+        datetime.now(UTC),
+        runner="other-host:2",
+        lease=timedelta(seconds=CLAIM),
+    )
+    runner.expect(0)
+    in_runner = [job for job, _, pid in starts_in_file(started) if pid == runner.pid]
+    assert in_runner == [ids[0]], (
+        f"the second suspect started on a claim that had run out (another runner took it over "
+        f"while it ran: {[c.job.job_id for c in taken]})"
+    )
