@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import storeops
 
 from faults.conftest import FaultDb, wait_until
+from faults.test_start_margin import starts_in_file
 from jobsched.rules import FIRST_BATCH
 
 pytestmark = pytest.mark.faults
@@ -75,3 +78,47 @@ def test_a_signal_while_a_claim_waits_for_the_database_starts_no_handler(
         for r in rows.values()
     } == {(None, None, None, None, 0)}
     assert fdb.run_pass().summary("succeeded") == 10
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug (runner.Pass._run_one): the stop event is checked before a suspect's durable "
+    "start mark is written, not after: a SIGTERM that comes while that write waits on the "
+    "database is ignored, and the handler starts once the write goes through",
+)
+def test_a_signal_while_a_suspects_start_mark_waits_for_the_database_starts_no_handler(
+    fdb: FaultDb, tmp_path: Path
+) -> None:
+    # Two jobs a dead runner held unstarted (its claims ran out): the next runner runs each
+    # alone, after writing its start mark. The second's start mark waits on our lock when
+    # SIGTERM comes: once it goes through, the handler must not start.
+    started = tmp_path / "started.txt"
+    gate = tmp_path / "gate"
+    first = {"wait_for": str(gate), "file": str(started), "no_record": True}
+    ids = fdb.add(2, datas=[first, {"file": str(started)}], prefix="suspect")
+    dead = storeops.claim(
+        fdb.scheduler.store,
+        datetime.now(UTC) - timedelta(minutes=1),
+        runner="dead-host:1",
+        lease=timedelta(seconds=2),
+    )
+    assert [claim.job.job_id for claim in dead] == ids
+    runner = fdb.runner()
+    wait_until(lambda: starts_in_file(started), 30, "the first job to start")
+    with fdb.engine.connect() as conn:
+        conn.begin()
+        if fdb.backend == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the whole file: nobody else can write
+        else:
+            conn.exec_driver_sql("SELECT * FROM jobs WHERE job_id = %s FOR UPDATE", (ids[1],))
+        gate.touch()  # the first returns; the second's start mark waits on our lock
+        time.sleep(0.3)
+        runner.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        conn.rollback()
+    runner.expect(0)
+
+    assert "SIGTERM: taking no new jobs" in runner.stderr
+    assert [job for job, _, _ in starts_in_file(started)] == [ids[0]], (
+        "a handler started after SIGTERM"
+    )
