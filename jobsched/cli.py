@@ -58,9 +58,9 @@ class Context:
             if import_apps:
                 import_app_modules(self.apps)
             scheduler = Scheduler(self.database_url)
-            if not scheduler.store.persistent:
+            if not scheduler.persistent:
                 # As typed: these URLs carry no password, and describe() would escape it.
-                where = self.database_url or scheduler.store.describe()
+                where = self.database_url or scheduler.describe()
                 scheduler.close()
                 raise UsageError(
                     f"the database {where} is in memory (or temporary) and ends with this "
@@ -379,7 +379,7 @@ def migrate(obj: Context) -> None:
     """Create or upgrade the jobs table (safe to run again)."""
     scheduler = obj.scheduler(import_apps=False)
     result = scheduler.migrate()
-    where = scheduler.store.describe()
+    where = scheduler.describe()
     message = {
         MigrateResult.CREATED: f"created the schema (revision {SCHEMA_REVISION}) in {where}",
         MigrateResult.UPGRADED: f"upgraded the schema to revision {SCHEMA_REVISION} in {where}",

@@ -45,7 +45,7 @@ def get_scheduler() -> Scheduler:
 
 def _warn_under_pytest(scheduler: Scheduler) -> None:
     """Warn when a test is about to write real jobs through the default scheduler."""
-    if "PYTEST_CURRENT_TEST" not in os.environ or not scheduler.store.shared:
+    if "PYTEST_CURRENT_TEST" not in os.environ or not scheduler.run_jobs_remotely:
         return
     source = (
         "$JOBSCHED_DATABASE_URL"
@@ -54,7 +54,7 @@ def _warn_under_pytest(scheduler: Scheduler) -> None:
     )
     warnings.warn(
         f"jobsched's default scheduler writes to the real database "
-        f"{scheduler.store.describe()} ({source}) in this test: use the jobsched_sim fixture, "
+        f"{scheduler.describe()} ({source}) in this test: use the jobsched_sim fixture, "
         "or make a test scheduler current with jobsched.set_scheduler or use_scheduler",
         RealDatabaseWarning,
         stacklevel=_outside_jobsched(),

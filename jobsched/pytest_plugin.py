@@ -80,10 +80,8 @@ def jobsched_sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
 
     scheduler = Scheduler(url, clock=FakeClock(start))
     try:
-        if scheduler.store.shared:
-            scheduler.migrate()
-            for job in list(scheduler.list_jobs()):
-                scheduler.remove_job(job.job_id)
+        scheduler.migrate()
+        scheduler.clear()
         sim = Simulator(scheduler, tick=tick)
     except BaseException:
         scheduler.close()

@@ -51,7 +51,18 @@ class Scheduler:
         self.registry = default_registry if registry is None else registry
 
     def __repr__(self) -> str:
-        return f"Scheduler({self.store.describe()!r}, clock={self.clock!r})"
+        return f"Scheduler({self.describe()!r}, clock={self.clock!r})"
+
+    def describe(self) -> str:
+        """The database, for messages: its URL with any password hidden (``memory://`` for the
+        in-memory backend)."""
+        return self.store.describe()
+
+    @property
+    def persistent(self) -> bool:
+        """False when the jobs live only as long as this process (``memory://``, an in-memory
+        SQLite database): what is written there is lost when the process ends."""
+        return self.store.persistent
 
     def close(self) -> None:
         """Release the database connections this scheduler opened."""
@@ -170,6 +181,12 @@ class Scheduler:
         """
         return self.store.remove(rules.check_name(job_id, "job_id"), conn=conn)
 
+    def clear(self) -> int:
+        """Remove every job, claimed or running ones too, in one transaction; returns how many
+        there were. For tests (the ``jobsched_sim`` fixture empties a SQL database with it): a
+        running handler's outcome is then not written (the newer state wins)."""
+        return self.store.clear()
+
     def update_job(
         self,
         job_id: str,
@@ -238,6 +255,15 @@ class Scheduler:
     def count_jobs(self) -> int:
         """How many jobs there are."""
         return self.store.count()
+
+    def next_due(self) -> datetime | None:
+        """The earliest time at which a pass could find some job due (None: there is no job).
+
+        Never later than the truth, so a pass before it has nothing to do: the earliest start
+        of an unclaimed job, or end of a claim (a claimed job may be taken over then). It may
+        come earlier than any job is actually due; a pass then finds nothing.
+        """
+        return self.store.next_due()
 
     # -- running jobs ---------------------------------------------------------------------------
 

@@ -171,10 +171,10 @@ class Simulator:
         bound = max_time if isinstance(max_time, datetime) else self._relative(max_time)
         end = self._check_end(bound)
         result = SimulationLog()
-        store = self.scheduler.store
+        scheduler = self.scheduler
         last = self.now()
         with use_scheduler(self.scheduler):
-            while store.count():
+            while scheduler.count_jobs():
                 at = self._next_pass(last, end)
                 if at is None:
                     break
@@ -188,8 +188,8 @@ class Simulator:
         log.warning(
             "the simulation reached its bound %s with %d job(s) left (next due %s)",
             end.isoformat(),
-            store.count(),
-            _iso(store.next_due()),
+            scheduler.count_jobs(),
+            _iso(scheduler.next_due()),
         )
         return result
 
@@ -213,7 +213,7 @@ class Simulator:
 
     def _next_pass(self, last: datetime, end: datetime) -> datetime | None:
         """The first tick after ``last``, at most ``end``, at which a pass could take a job."""
-        due = self.scheduler.store.next_due()
+        due = self.scheduler.next_due()
         if due is None:
             return None
         # ``due`` is never later than the truth, so no tick before this one could take a job,

@@ -215,6 +215,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int: ...
 
+    @abc.abstractmethod
+    def clear(self) -> int:
+        """Delete every job, claimed or not, in one transaction; returns how many there were."""
+
     def close(self) -> None:  # noqa: B027 (optional for backends)
         """Release connections."""
 

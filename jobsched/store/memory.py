@@ -403,6 +403,14 @@ class MemoryStore(Store):
         with self._lock:
             return len(self._rows)
 
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._rows)
+            self._rows.clear()
+            self._waiting.clear()
+            self._held.clear()
+            return count
+
 
 def _job(row: _Row) -> Job:
     """The stored job with a fresh copy of its data (the caller may change it freely)."""

@@ -697,6 +697,9 @@ class SqlStore(Store):
 
         return self.transaction(work, write=False)
 
+    def clear(self) -> int:
+        return self.transaction(lambda conn: conn.execute(jobs.delete()).rowcount, write=True)
+
 
 #: What a claim reads of each row it takes (in ``SqlStore._take``'s order).
 _CLAIMED = (
