@@ -139,6 +139,7 @@ class Pass:
         cursor: Cursor | None = None
         claimed = 0  # jobs this pass has asked for and got (its --limit counts them)
         exhausted = False
+        ask_ahead = False
         pool = None
         if opts.concurrency > 1:
             pool = ThreadPoolExecutor(opts.concurrency, thread_name_prefix="jobsched-handler")
@@ -162,6 +163,7 @@ class Pass:
                     if ahead is not None and ahead.asked:
                         want, claims = ahead.result()
                     else:
+                        batch = self._next_batch(batch)
                         want = batch if room is None else min(batch, room)
                         if want <= 0:
                             exhausted = True
@@ -178,18 +180,22 @@ class Pass:
                             continue
                         pending.append(claim)
                         self.heartbeat.hold(claim)
-                    with self._lock:
-                        seconds, runs = self._handler_seconds, self._handler_runs
-                        self._handler_seconds, self._handler_runs = 0.0, 0
-                    batch = next_batch_size(batch, seconds, runs, opts.concurrency)
-                    room = None if opts.limit is None else opts.limit - claimed
-                    if ahead is not None and not exhausted and (room is None or room > 0):
-                        ahead.ask(batch if room is None else min(batch, room), cursor)
+                    # The next batch is asked for once a handler of this one has run: its size
+                    # follows how long they take.
+                    ask_ahead = ahead is not None and not exhausted
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
                     break
                 if pool is None:
                     self._process(pending.popleft())
+                    if ask_ahead and ahead is not None:
+                        ask_ahead = False
+                        batch = self._next_batch(batch)
+                        room = None if opts.limit is None else opts.limit - claimed
+                        want = batch if room is None else min(batch, room)
+                        # Only quick handlers gain by it; slow ones would hold a batch more.
+                        if want > 0 and batch > 2 * opts.concurrency:
+                            ahead.ask(want, cursor)
                     continue
                 while pending and len(in_flight) < opts.concurrency:
                     if pending[0].taken_from is not None:
@@ -228,6 +234,13 @@ class Pass:
             self.heartbeat.close()
             self.report.duration = time.monotonic() - began
         return self.report
+
+    def _next_batch(self, batch: int) -> int:
+        """The size of the next claim, from the handlers run since the last one."""
+        with self._lock:
+            seconds, runs = self._handler_seconds, self._handler_runs
+            self._handler_seconds, self._handler_runs = 0.0, 0
+        return next_batch_size(batch, seconds, runs, self.options.concurrency)
 
     def _claim(self, want: int, cursor: Cursor | None) -> list[Claim]:
         request = ClaimRequest(
@@ -301,6 +314,12 @@ class Pass:
                 self._finish(claim, Verdict(OpKind.RELEASE, Outcome.RELEASED), now, job.attempts)
                 return
             self.heartbeat.renewed(claim, until)
+            if self.stop.is_set() or not self.heartbeat.may_start(claim, self.clock.now()):
+                # The write waited (on the database) past the signal or the claim's margin: give
+                # the job back, its start mark taken back with it (the attempt never ran).
+                self._explain(claim, Verdict(OpKind.RELEASE, Outcome.RELEASED))
+                self._finish(claim, Verdict(OpKind.KEEP, Outcome.RELEASED), now, job.attempts)
+                return
         else:
             self.outbox.started(claim, now, attempt)
         running = with_attempts(job, attempt)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-import pytest
-
 from jobsched import Job, JobState, Scheduler
 from jobsched.rules import FIRST_BATCH
 
@@ -15,12 +13,6 @@ from jobsched.rules import FIRST_BATCH
 HANDLER_SECONDS = 0.1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (runner.Pass.run): a claim's size is computed right after the claim before, "
-    "from the handlers that ran before that one, so it lags a batch: the second claim is sized "
-    "before any handler ran and takes FIRST_BATCH again, whatever the handlers take",
-)
 def test_after_the_first_batch_a_pass_over_slow_handlers_holds_few_unstarted_claims(
     scheduler: Scheduler,
 ) -> None:

@@ -146,13 +146,6 @@ def test_a_runner_frozen_past_its_claims_starts_none_of_the_jobs_taken_over_mean
     assert_never_two_at_once(fdb.runs(), except_for=(ids[0],))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (runner.Pass._run_one): a suspect's durable start mark renews its claim until "
-    "`now + lease` with `now` read before the write; the handler then starts whenever the write "
-    "applied, however long it waited, without checking rules.may_start again: a start mark that "
-    "waited on the database past the claim starts the handler on a claim that has run out",
-)
 def test_a_suspect_whose_start_mark_waited_past_its_claim_is_not_started(
     fdb: FaultDb, tmp_path: Path
 ) -> None:
