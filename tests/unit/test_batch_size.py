@@ -1,5 +1,5 @@
 """How many jobs a pass claims at a time (``rules.next_batch_size``), and when a claimed job may
-still start (``rules.may_start``): pure rules, checked without a database."""
+still start (``rules.start_by``): pure rules, checked without a database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobsched.rules import BATCH_SECONDS, FIRST_BATCH, MAX_BATCH, may_start, next_batch_size
+from jobsched.rules import BATCH_SECONDS, FIRST_BATCH, MAX_BATCH, next_batch_size, start_by
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -87,6 +87,10 @@ def test_a_batch_is_never_below_twice_the_concurrency_nor_above_the_cap(
 # -- when a claimed job may still start -----------------------------------------------------------
 
 LEASE = timedelta(seconds=30)
+
+
+def may_start(now: datetime, confirmed_until: datetime, lease: timedelta) -> bool:
+    return now < start_by(confirmed_until, lease)
 
 
 def test_a_claim_confirmed_far_enough_ahead_may_start() -> None:
