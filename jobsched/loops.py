@@ -24,7 +24,7 @@ class EventLoops:
 
     def resolve(self, result: object) -> object:
         """``result`` itself, or what it gives when awaited if it is awaitable."""
-        if not inspect.isawaitable(result):
+        if result is None or result is True or result is False or not inspect.isawaitable(result):
             return result
         with self._lock:
             if self._local is None:

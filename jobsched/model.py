@@ -165,7 +165,7 @@ def dump_payload(data: JSONValue) -> str:
 
 def parse_payload(text: str) -> JSONValue:
     """A stored payload's JSON text as the value handlers see."""
-    return json.loads(text)
+    return None if text == "null" else json.loads(text)  # no payload: the common case
 
 
 @dataclass(frozen=True, slots=True)

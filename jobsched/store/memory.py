@@ -236,7 +236,7 @@ class MemoryStore(Store):
     def claim(
         self, request: ClaimRequest, ops: Sequence[Op] = ()
     ) -> tuple[list[Claim], list[bool]]:
-        now = request.now.astimezone(UTC)
+        now = request.now if request.now.tzinfo is UTC else request.now.astimezone(UTC)
         after = request.after
         served = None if request.handlers is None else frozenset(request.handlers)
         claims: list[Claim] = []
