@@ -170,7 +170,9 @@ class Pass:
                             continue
                         claims = self._claim(want, cursor)
                     claimed += len(claims)
-                    exhausted = len(claims) < want
+                    # Fewer than asked: the due jobs may be running out, or other runners hold
+                    # some of them (claimed, or being claimed). Only an empty claim ends the pass.
+                    exhausted = not claims
                     if claims:
                         cursor = (claims[-1].job.start, claims[-1].job.job_id)
                     for claim in claims:
@@ -182,7 +184,7 @@ class Pass:
                         self.heartbeat.hold(claim)
                     # The next batch is asked for once a handler of this one has run: its size
                     # follows how long they take.
-                    ask_ahead = ahead is not None and not exhausted
+                    ask_ahead = ahead is not None and len(claims) == want
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
                     break
