@@ -66,6 +66,39 @@ def raw(engine: sa.Engine, sql: str, **params: Any) -> list[sa.Row[Any]]:
         return list(conn.execute(sa.text(sql), params).all())
 
 
+# -- a pass beside other runners ------------------------------------------------------------------
+
+
+def test_a_pass_whose_claim_skips_rows_another_runner_locks_goes_on_claiming(
+    scheduler: Scheduler, mysql_engine: sa.Engine
+) -> None:
+    # Another runner's claim transaction holds the last six due rows locked: this pass's first
+    # claim skips them (SKIP LOCKED) and comes back short. The other runner then lets go (its
+    # claim rolled back). The pass must not take a short claim for the end of the due jobs
+    # (with two runners, one of them would go home early and leave the other the rest).
+    ran: list[str] = []
+    other = mysql_engine.connect()
+    other.begin()
+
+    def handle(job: Job) -> None:
+        ran.append(job.job_id)
+        if other.in_transaction():
+            other.rollback()
+
+    scheduler.registry.register("h", handle)
+    for i in range(12):
+        scheduler.schedule_job(f"job-{i:02d}", timedelta(seconds=i - 12), "h")
+    try:
+        other.exec_driver_sql(
+            "SELECT job_id FROM jobs ORDER BY start_time DESC, job_id DESC LIMIT 6 FOR UPDATE"
+        ).all()
+        report = scheduler.run_due_jobs()
+    finally:
+        other.close()
+    assert report.succeeded == 12
+    assert ran == [f"job-{i:02d}" for i in range(12)]
+
+
 # -- the claim query ----------------------------------------------------------------------------
 
 
