@@ -11,6 +11,7 @@ import re
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -32,7 +33,55 @@ OTHER = "other"
 
 
 class Dialect:
+    """What a database does its own way. The generic class is what SQLAlchemy does by default:
+    it stands for databases jobsched does not support when SQL is only compiled (``str(query)``).
+    """
+
     name = "generic"
+
+    # -- engines ----------------------------------------------------------------------------------
+
+    def create_engine(self, url: sa.URL) -> sa.Engine:
+        """The engine jobsched opens for ``url`` (a URL ``checked_url`` accepted)."""
+        raise UsageError(f"jobsched does not support {url.drivername}:// URLs; {SUPPORTED_URLS}")
+
+    def adopt_engine(self, engine: sa.Engine) -> sa.Engine:
+        """The engine to use for a caller's ``engine`` (``Scheduler(engine)``): the same pool,
+        with what jobsched's transactions need set per connection."""
+        return engine
+
+    def prepare(self, conn: sa.Connection) -> None:
+        """Settings that belong to the database itself rather than to a connection, made
+        before the migrations run (``migrate``)."""
+
+    def local_file(self, url: sa.URL) -> Path | None:
+        """The file a database lives in, when it is a plain file path (else None)."""
+        return None
+
+    def in_memory(self, url: sa.URL) -> bool:
+        """True if the database lives only as long as its connections."""
+        return False
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    #: Whether DDL runs inside a transaction (Alembic's ``transactional_ddl``).
+    transactional_ddl = False
+    #: Options of each table jobsched creates (``op.create_table(..., **options)``).
+    table_options: dict[str, str] = {}
+
+    def datetime_type(self) -> sa.types.TypeEngine[Any]:
+        """How ``schema.UtcDateTime`` is stored (naive UTC, to the microsecond)."""
+        return sa.DateTime()
+
+    def exact_string_type(self, chars: int) -> sa.types.TypeEngine[Any]:
+        """How ``schema.ExactString`` is stored: ``chars`` characters compared exactly."""
+        return sa.String(chars)
+
+    def long_text_type(self) -> sa.types.TypeEngine[Any]:
+        """How ``schema.LongText`` is stored: text up to 16 MiB."""
+        return sa.Text()
+
+    # -- what differs between databases while jobsched runs -------------------------------------
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         """What identifies the database ``engine`` connects to: equal for two engines on one
@@ -150,6 +199,27 @@ class Dialect:
 class SqliteDialect(Dialect):
     name = "sqlite"
     batch_rows = 200  # SQLite limits bound parameters per statement
+    transactional_ddl = True
+
+    def create_engine(self, url: sa.URL) -> sa.Engine:
+        # A busy timeout of 5 s; connections move between the threads of a pass.
+        return sa.create_engine(
+            url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
+        )
+
+    def prepare(self, conn: sa.Connection) -> None:
+        # WAL lets readers run beside the writer; it is a property of the file (it persists).
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+    def local_file(self, url: sa.URL) -> Path | None:
+        if not url.database or url.database == ":memory:":
+            return None
+        if url.query.get("uri") or url.database.startswith("file:"):
+            return None
+        return Path(url.database)
+
+    def in_memory(self, url: sa.URL) -> bool:
+        return sqlite_in_memory(url)
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         # The file, as SQLite would open it now (relative to the current directory), with
@@ -204,8 +274,54 @@ _MYSQL_UNREACHABLE = {1044, 1045, 1049, 2002, 2003, 2005}
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
+class _Utf8Varbinary(mysql_dialect.VARBINARY):
+    """``VARBINARY`` holding a string's UTF-8 bytes: strings go in as their bytes."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        binary = super().bind_processor(dialect)  # type: ignore[no-untyped-call]
+
+        def process(value: Any) -> Any:
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            return value if binary is None else binary(value)
+
+        return process
+
+
 class MysqlDialect(Dialect):
     name = "mysql"
+    #: Under both dialect names: the ``mariadb`` dialect ignores ``mysql_*`` options.
+    table_options = {
+        f"{prefix}_{key}": value
+        for prefix in ("mysql", "mariadb")
+        for key, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+    }
+
+    def create_engine(self, url: sa.URL) -> sa.Engine:
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return sa.create_engine(
+            url, pool_pre_ping=True, pool_recycle=3600, isolation_level=self.isolation_level
+        )
+
+    #: Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
+    isolation_level = "READ COMMITTED"
+
+    def adopt_engine(self, engine: sa.Engine) -> sa.Engine:
+        return engine.execution_options(isolation_level=self.isolation_level)
+
+    def datetime_type(self) -> sa.types.TypeEngine[Any]:
+        # Plain DATETIME drops (MariaDB) or rounds (MySQL) the microseconds.
+        return mysql_dialect.DATETIME(fsp=6)
+
+    def exact_string_type(self, chars: int) -> sa.types.TypeEngine[Any]:
+        # Collations fold case and pad spaces ('a' = 'A '); bytes compare exactly.
+        return _Utf8Varbinary(4 * chars)
+
+    def long_text_type(self) -> sa.types.TypeEngine[Any]:
+        return mysql_dialect.MEDIUMTEXT()
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         url = engine.url
@@ -415,12 +531,37 @@ def sqlite_file(url: sa.URL) -> str | None:
     return None if database in ("", ":memory:") else database
 
 
+_SQLITE = SqliteDialect()
+_MYSQL = MysqlDialect()
+#: jobsched's dialect class for each SQLAlchemy dialect name it supports.
+_DIALECTS: dict[str, Dialect] = {"sqlite": _SQLITE, "mysql": _MYSQL, "mariadb": _MYSQL}
+_GENERIC = Dialect()
+
+
 def dialect_for(name: str) -> Dialect:
-    if name == "sqlite":
-        return SqliteDialect()
-    if name in ("mysql", "mariadb"):
-        return MysqlDialect()
-    raise UsageError(f"jobsched does not support {name!r} databases yet; {SUPPORTED_URLS}")
+    """The dialect of a SQLAlchemy dialect name (``UsageError`` if jobsched does not support
+    that database)."""
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise UsageError(
+            f"jobsched does not support {name!r} databases yet; {SUPPORTED_URLS}"
+        ) from None
+
+
+def seam_for(name: str) -> Dialect:
+    """As ``dialect_for``, with the generic dialect for any other name (SQL compiled for
+    display, or by a database jobsched refuses elsewhere)."""
+    return _DIALECTS.get(name, _GENERIC)
+
+
+def table_options() -> dict[str, str]:
+    """The table options of every dialect, for a migration's ``op.create_table`` (each
+    database's SQLAlchemy dialect reads its own and ignores the others)."""
+    options: dict[str, str] = {}
+    for dialect in (_SQLITE, _MYSQL):
+        options.update(dialect.table_options)
+    return options
 
 
 #: What an error about an unsupported URL suggests instead.

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -37,7 +36,6 @@ from jobsched.store.dialect import (
     chunks,
     dialect_for,
     family,
-    sqlite_in_memory,
 )
 
 log = logging.getLogger("jobsched")
@@ -60,21 +58,10 @@ BOOKKEEPING_PATIENCE = 60.0
 
 
 def create_engine(url: sa.URL) -> sa.Engine:
-    """An engine set up the way jobsched needs it for ``url`` (SQLite or MySQL/MariaDB)."""
+    """An engine set up the way jobsched needs it for ``url`` (``UsageError`` for a database or
+    driver jobsched does not support)."""
     url = checked_url(url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return sa.create_engine(
-            url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
-        )
-    if backend in ("mysql", "mariadb"):
-        if "charset" not in url.query:
-            url = url.update_query_dict({"charset": "utf8mb4"})
-        return sa.create_engine(
-            url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
-        )
-    dialect_for(backend)  # raises the clear "not supported" error
-    raise AssertionError
+    return dialect_for(url.get_backend_name()).create_engine(url)
 
 
 class SqlStore(Store):
@@ -82,9 +69,8 @@ class SqlStore(Store):
 
     def __init__(self, engine: sa.Engine, *, owned: bool) -> None:
         self.dialect = dialect_for(engine.dialect.name)
-        if not owned and self.dialect.name == "mysql":
-            # Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
-            engine = engine.execution_options(isolation_level="READ COMMITTED")
+        if not owned:
+            engine = self.dialect.adopt_engine(engine)
         self.engine = engine
         self.owned = owned
         self._ready = False
@@ -97,23 +83,16 @@ class SqlStore(Store):
 
     @property
     def persistent(self) -> bool:
-        return not sqlite_in_memory(self.engine.url)
+        return not self.dialect.in_memory(self.engine.url)
 
     def close(self) -> None:
         if self.owned:
             self.engine.dispose()
 
-    def _sqlite_path(self) -> Path | None:
-        url = self.engine.url
-        if self.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
-            return None
-        if url.query.get("uri") or url.database.startswith("file:"):
-            return None
-        return Path(url.database)
-
     def _check_directory(self) -> None:
-        """A SQLite file's directory must exist: SQLite creates the file, never the directory."""
-        path = self._sqlite_path()
+        """A database file's directory must exist: SQLite creates the file, never the
+        directory."""
+        path = self.dialect.local_file(self.engine.url)
         if path is None or path.exists():
             return
         directory = path.resolve().parent
@@ -137,8 +116,7 @@ class SqlStore(Store):
         try:
             with self.engine.connect() as conn:
                 self.dialect.check_server(conn)
-                if self.dialect.name == "sqlite":
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                self.dialect.prepare(conn)
                 before = self._revision(conn)
                 conn.commit()
             upgrade(self.engine)
@@ -156,7 +134,7 @@ class SqlStore(Store):
             if self._ready:
                 return
             self._check_directory()
-            path = self._sqlite_path()
+            path = self.dialect.local_file(self.engine.url)
             if path is not None and not path.exists():
                 raise SchemaError(
                     f"no jobsched database at {path.resolve()}: run `jobsched migrate` to create "
