@@ -5,9 +5,12 @@ A later backend (PostgreSQL) adds one class here; the store's SQL stays the same
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import inspect
 import os
 import re
+import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,6 +52,13 @@ class Dialect:
         """The engine to use for a caller's ``engine`` (``Scheduler(engine)``): the same pool,
         with what jobsched's transactions need set per connection."""
         return engine
+
+    def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
+        """An engine beside ``engine`` (jobsched's own if ``owned``, else a caller's) whose
+        statements commit as they run, for writes of one statement: no COMMIT, no reset of the
+        connection when it goes back to the pool. None if there is no cheap way to have one
+        (the store then writes in a transaction)."""
+        return None
 
     def prepare(self, conn: sa.Connection) -> None:
         """Settings that belong to the database itself rather than to a connection, made
@@ -105,10 +115,6 @@ class Dialect:
 
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
         """Insert rows; a row whose id exists is left as it is."""
-        raise NotImplementedError
-
-    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
-        """Insert rows; where the id exists, set ``replace`` (column: value or expression)."""
         raise NotImplementedError
 
     def classify(self, exc: sa.exc.DBAPIError) -> str:
@@ -195,6 +201,20 @@ class Dialect:
     batch_rows = 500
     batch_bytes = 4 * 1024 * 1024
 
+    # -- new jobs -----------------------------------------------------------------------------
+
+    def insert_jobs(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """Insert ``rows`` (values of ``NEW_ROW_COLUMNS``; at most ``batch_rows`` rows and
+        about ``batch_bytes``) in one statement, or as one statement run for each row.
+
+        ``on_conflict`` says what happens where the id exists: ``FAIL`` (a duplicate-key
+        error), ``KEEP`` (the row stays as it is, locked as if written) or ``REPLACE`` (every
+        value of the new row but the claim, which stays; version + 1, not started).
+        """
+        raise NotImplementedError
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -220,6 +240,32 @@ class SqliteDialect(Dialect):
 
     def in_memory(self, url: sa.URL) -> bool:
         return sqlite_in_memory(url)
+
+    def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
+        # The same pool (an in-memory database is private to its pool): pysqlite switches to
+        # autocommit in-process, at no cost.
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def insert_jobs(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        statement = _SQLITE_INSERTS[on_conflict]
+        values = []
+        for row in rows:
+            expiry = row[4]
+            values.append(
+                (
+                    *row[:3],
+                    _utc_text(row[3]),
+                    None if expiry is None else _utc_text(expiry),
+                    row[5],
+                    row[6],
+                    _utc_text(row[7]),
+                    row[8],
+                    row[9],
+                )
+            )
+        conn.exec_driver_sql(statement, values[0] if len(values) == 1 else values)
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         # The file, as SQLite would open it now (relative to the current directory), with
@@ -247,11 +293,6 @@ class SqliteDialect(Dialect):
             .on_conflict_do_nothing(index_elements=["job_id"])
         )
 
-    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
-        stmt = sqlite_dialect.insert(jobs).values(rows)
-        set_ = {k: (stmt.excluded[k] if v is EXCLUDED else v) for k, v in replace.items()}
-        return stmt.on_conflict_do_update(index_elements=["job_id"], set_=set_)
-
     def classify(self, exc: sa.exc.DBAPIError) -> str:
         text = str(exc.orig).lower()
         if isinstance(exc, sa.exc.IntegrityError) and "unique" in text:
@@ -262,9 +303,6 @@ class SqliteDialect(Dialect):
             return UNREACHABLE
         return OTHER
 
-
-#: Marker in ``upsert``'s ``replace``: take the value being inserted.
-EXCLUDED: Any = object()
 
 #: Seconds to wait for another writer of the same id before going ahead without the named lock.
 NAMED_LOCK_TIMEOUT = 20
@@ -302,9 +340,71 @@ class MysqlDialect(Dialect):
     def create_engine(self, url: sa.URL) -> sa.Engine:
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
-        return sa.create_engine(
-            url, pool_pre_ping=True, pool_recycle=3600, isolation_level=self.isolation_level
+        return _tuned(
+            sa.create_engine(url, pool_recycle=3600, isolation_level=self.isolation_level)
         )
+
+    def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
+        # A pool of its own on jobsched's URL. A caller's engine cannot lend its pool: switching
+        # a connection to autocommit and back costs round trips of its own.
+        if not owned:
+            return None
+        options: dict[str, Any] = {}
+        if _SKIPS_AUTOCOMMIT_ROLLBACK:  # SQLAlchemy 2.0.43+
+            options["skip_autocommit_rollback"] = True
+        return _tuned(
+            sa.create_engine(
+                engine.url,
+                pool_recycle=3600,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,  # no transaction is ever left open on it
+                **options,
+            )
+        )
+
+    #: Bytes per multi-row INSERT: well under every server's default ``max_allowed_packet``
+    #: (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8), as PyMySQL's executemany.
+    batch_bytes = 1024 * 1024
+    batch_rows = 2000
+
+    def insert_jobs(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        # PyMySQL escapes each parameter in Python (most of a bulk insert's time); literals
+        # rendered here take a fraction of that: ids as hex (bytes, whatever the connection's
+        # character set), text escaped by the connection (it knows NO_BACKSLASH_ESCAPES), times
+        # as naive UTC, numbers as digits.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        escape = dbapi.escape
+        hexed: dict[str, str] = {}
+        values = []
+        for row in rows:
+            (
+                job_id,
+                handler,
+                data,
+                start,
+                expiry,
+                attempts,
+                max_attempts,
+                created,
+                error,
+                version,
+            ) = row
+            name = hexed.get(handler)
+            if name is None:
+                name = hexed[handler] = str.encode(handler, "utf-8").hex()
+            values.append(
+                f"(X'{str.encode(job_id, 'utf-8').hex()}',X'{name}',{escape(str(data))},"
+                f"'{_utc_text(start)}',"
+                f"{'NULL' if expiry is None else repr(_utc_text(expiry))},"
+                f"{attempts:d},{max_attempts:d},'{_utc_text(created)}',"
+                f"{'NULL' if error is None else escape(str(error))},{version:d})"
+            )
+        statement = _MYSQL_INSERT + ",".join(values) + _MYSQL_ON_CONFLICT[on_conflict]
+        # No parameters: PyMySQL must not read the % signs of the literals as placeholders.
+        conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
     #: Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
     isolation_level = "READ COMMITTED"
@@ -349,11 +449,6 @@ class MysqlDialect(Dialect):
         # deadlocks) and turns data errors into warnings. ON DUPLICATE KEY takes an exclusive one.
         stmt = mysql_dialect.insert(jobs).values(rows)
         return stmt.on_duplicate_key_update(job_id=jobs.c.job_id)
-
-    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
-        stmt = mysql_dialect.insert(jobs).values(rows)
-        set_ = {k: (stmt.inserted[k] if v is EXCLUDED else v) for k, v in replace.items()}
-        return stmt.on_duplicate_key_update(set_)
 
     def classify(self, exc: sa.exc.DBAPIError) -> str:
         args = getattr(exc.orig, "args", ())
@@ -603,3 +698,119 @@ def sqlite_in_memory(url: sa.URL) -> bool:
     if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
         database = database.removeprefix("file:").split("?")[0]
     return database in ("", ":memory:")
+
+
+# -- new jobs ---------------------------------------------------------------------------------
+
+#: The values of a new job's row, in ``Dialect.insert_jobs``'s order (the claim columns are
+#: left NULL): job_id, handler, data (JSON text), start_time, expiry, attempts, max_attempts,
+#: created_at (aware datetimes), last_error, version.
+NEW_ROW_COLUMNS = (
+    "job_id",
+    "handler",
+    "data",
+    "start_time",
+    "expiry",
+    "attempts",
+    "max_attempts",
+    "created_at",
+    "last_error",
+    "version",
+)
+NewRow = tuple[Any, ...]
+
+
+class OnConflict(enum.Enum):
+    """What ``Dialect.insert_jobs`` does with a row whose id exists."""
+
+    FAIL = "fail"  # a duplicate-key error (nothing of the statement is written)
+    KEEP = "keep"  # the existing row stays, locked by the statement as if it were written
+    REPLACE = "replace"  # the new values, the claim kept; version + 1 and not started
+
+
+#: What REPLACE takes from the new row (everything but the id, the version and the claim).
+_REPLACED = NEW_ROW_COLUMNS[1:-1]
+_COLUMN_LIST = ", ".join(NEW_ROW_COLUMNS)
+
+_SQLITE_INSERT = (
+    f"INSERT INTO {jobs.name} ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(NEW_ROW_COLUMNS))})"
+)
+_SQLITE_INSERTS = {
+    OnConflict.FAIL: _SQLITE_INSERT,
+    OnConflict.KEEP: _SQLITE_INSERT + " ON CONFLICT (job_id) DO NOTHING",
+    OnConflict.REPLACE: _SQLITE_INSERT
+    + " ON CONFLICT (job_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _REPLACED)
+    + ", version = version + 1, started_at = NULL",
+}
+
+_MYSQL_INSERT = f"INSERT INTO {jobs.name} ({_COLUMN_LIST}) VALUES "
+_MYSQL_ON_CONFLICT = {
+    OnConflict.FAIL: "",
+    # Not INSERT IGNORE: it takes a shared lock on an existing row (a later exclusive read
+    # deadlocks) and turns data errors into warnings. ON DUPLICATE KEY takes an exclusive one.
+    OnConflict.KEEP: " ON DUPLICATE KEY UPDATE job_id = job_id",
+    OnConflict.REPLACE: " ON DUPLICATE KEY UPDATE "
+    + ", ".join(f"{name} = VALUES({name})" for name in _REPLACED)
+    + ", version = version + 1, started_at = NULL",
+}
+
+
+def _utc_text(value: datetime) -> str:
+    """An aware datetime as naive UTC text to the microsecond (``2026-01-05 09:00:00.000000``):
+    what SQLAlchemy stores in SQLite, and a MySQL ``DATETIME(6)`` literal."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+# -- MySQL connections ------------------------------------------------------------------------
+
+#: A pooled connection idle longer than this is pinged before use (one round trip, small next
+#: to the time it sat idle); one used more recently is used as it is, and a statement that
+#: finds it dropped is retried.
+IDLE_PING_SECONDS = 1.0
+_IDLE_SINCE = "jobsched_idle_since"
+_SKIPS_AUTOCOMMIT_ROLLBACK = (
+    "skip_autocommit_rollback"
+    in inspect.signature(sa.engine.default.DefaultDialect.__init__).parameters
+)
+
+
+def _tuned(engine: sa.Engine) -> sa.Engine:
+    """``engine`` with what jobsched's MySQL engines do on connect, checkout and checkin."""
+    from pymysql.constants import FIELD_TYPE
+
+    @sa.event.listens_for(engine, "connect")
+    def fast_datetimes(dbapi_conn: Any, record: Any) -> None:
+        # PyMySQL parses DATETIME with a regular expression; the server's text is ISO 8601.
+        dbapi_conn.decoders[FIELD_TYPE.DATETIME] = _datetime_from_text
+
+    @sa.event.listens_for(engine, "checkin")
+    def idle_from(dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        # Instead of pool_pre_ping's round trip before every use: only a connection that sat
+        # idle a while (the server may have dropped it: wait_timeout, KILL, a restart).
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:
+            # Probably a restarted server: SQLAlchemy replaces every connection made before.
+            raise sa.exc.InvalidatePoolError(f"an idle connection was dropped: {e}") from e
+
+    return engine
+
+
+def _datetime_from_text(text: str | bytes) -> Any:
+    """A DATETIME column's value as PyMySQL would decode it, without its regular expression."""
+    try:
+        return datetime.fromisoformat(text if isinstance(text, str) else text.decode("ascii"))
+    except ValueError:
+        from pymysql.converters import convert_datetime
+
+        return convert_datetime(text)  # zero dates and other oddities, PyMySQL's way

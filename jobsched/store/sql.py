@@ -30,8 +30,9 @@ from jobsched.store.dialect import (
     BUSY,
     DISCONNECTED,
     DUPLICATE,
-    EXCLUDED,
     UNREACHABLE,
+    NewRow,
+    OnConflict,
     checked_url,
     chunks,
     dialect_for,
@@ -72,6 +73,8 @@ class SqlStore(Store):
         if not owned:
             engine = self.dialect.adopt_engine(engine)
         self.engine = engine
+        #: For writes of one statement (None: they run in a transaction on ``engine``).
+        self.autocommit = self.dialect.autocommit_engine(engine, owned=owned)
         self.owned = owned
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -88,6 +91,8 @@ class SqlStore(Store):
     def close(self) -> None:
         if self.owned:
             self.engine.dispose()
+            if self.autocommit is not None and self.autocommit.pool is not self.engine.pool:
+                self.autocommit.dispose()
 
     def _check_directory(self) -> None:
         """A database file's directory must exist: SQLite creates the file, never the
@@ -234,97 +239,202 @@ class SqlStore(Store):
         )
 
     # -- scheduling -----------------------------------------------------------------------------
+    #
+    # Outside a caller's transaction one job is one statement on the autocommit engine (one
+    # round trip: NEW a plain INSERT, IGNORE_IF_EXISTS an INSERT and, if the id exists, one
+    # read; RESCHEDULE an upsert); many jobs are multi-row statements in one transaction. No
+    # named locks: a statement that collides with another writer's is retried. Inside a
+    # caller's transaction (``conn``) a named lock per id keeps concurrent callers from
+    # deadlocking, since their transactions cannot be retried.
 
     def schedule(
         self, jobs_: Sequence[NewJob], mode: Mode, *, conn: object = None
     ) -> list[tuple[Job, bool]]:
         caller = _as_connection(conn)
-
-        def work(connection: sa.Connection) -> list[tuple[Job, bool]]:
-            results: list[tuple[Job, bool]] = []
-            for batch in self._batches(jobs_):
-                with self.dialect.id_locks(connection, [nj.job.job_id for nj in batch]):
-                    if mode is Mode.NEW:
-                        results.extend(self._insert_new(connection, batch))
-                    elif mode is Mode.IGNORE_IF_EXISTS:
-                        locking = caller is not None
-                        results.extend(self._insert_keep(connection, batch, locking=locking))
-                    else:
-                        results.extend(self._upsert(connection, batch))
+        rows = _new_rows(jobs_)
+        if caller is not None:
+            return self.transaction(
+                lambda c: self._schedule_in(c, jobs_, rows, mode), write=True, conn=caller
+            )
+        if mode is Mode.IGNORE_IF_EXISTS and len(rows) == 1:
+            return [self._write(lambda c, earlier: self._ignore_one(c, jobs_[0], rows[0]), 1)]
+        created = self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), len(rows))
+        results = [(nj.job, written) for nj, written in zip(jobs_, created, strict=True)]
+        if all(created):
             return results
+        # IGNORE_IF_EXISTS: the jobs that were there before, as they are now.
+        existing = {
+            row.job_id: _job(row)
+            for row in self._rows_of([job.job_id for job, written in results if not written])
+        }
+        return [(existing.get(job.job_id, job), written) for job, written in results]
 
-        return self.transaction(work, write=True, conn=caller)
+    def schedule_many(self, jobs_: Sequence[NewJob], mode: Mode, *, conn: object = None) -> int:
+        if conn is not None:
+            return super().schedule_many(jobs_, mode, conn=conn)
+        rows = _new_rows(jobs_)
+        return sum(self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), len(rows)))
 
-    def _batches(self, items: Sequence[NewJob]) -> Iterator[Sequence[NewJob]]:
-        start, size = 0, 0
-        for i, item in enumerate(items):
-            size += len(item.payload.encode("utf-8")) + 512
-            if i > start and (
-                i - start >= self.dialect.batch_rows or size > self.dialect.batch_bytes
-            ):
-                yield items[start:i]
-                start, size = i, len(item.payload.encode("utf-8")) + 512
-        if start < len(items):
-            yield items[start:]
+    def _write(self, work: Callable[[sa.Connection, bool], T], statements: int) -> T:
+        """Run ``work(connection, earlier)`` outside any caller's transaction: on the
+        autocommit engine if it is one statement's work, else in one transaction.
 
-    def _insert_new(self, conn: sa.Connection, batch: Sequence[NewJob]) -> list[tuple[Job, bool]]:
-        ids = [nj.job.job_id for nj in batch]
-        existing = self._existing(conn, ids)
-        if existing:
-            raise JobExistsError(next(i for i in ids if i in existing))
+        Retried while the database is busy, and once after a dropped connection, with
+        ``earlier`` True: the dropped attempt may have been committed all the same (its rows,
+        found by the versions it wrote, are then ours).
+        """
+        self.ensure_ready()
+        deadline = time.monotonic() + API_PATIENCE
+        delay = 0.01
+        earlier = False
+        while True:
+            try:
+                if statements == 1 and self.autocommit is not None:
+                    with self.autocommit.connect() as connection:
+                        return work(connection, earlier)
+                with self.engine.connect() as connection:
+                    self.dialect.begin(connection, write=True)
+                    result = work(connection, earlier)
+                    connection.commit()
+                    return result
+            except _Vanished:
+                pass  # the row we collided with is gone: write again
+            except sa.exc.DBAPIError as e:
+                kind = self.dialect.classify(e)
+                if kind == DISCONNECTED and not earlier:
+                    earlier = True
+                    log.debug("writing again after a dropped connection: %s", e.orig)
+                    continue
+                if kind != BUSY or time.monotonic() + delay > deadline:
+                    raise self._translate(e) from e
+                log.debug("retrying a busy write after %s: %s", type(e).__name__, e.orig)
+            if time.monotonic() + delay > deadline:
+                raise DatabaseError(
+                    f"the database {self.describe()} is busy: jobs being scheduled kept "
+                    "colliding with other writers",
+                    retryable=True,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _insert(
+        self, conn: sa.Connection, rows: Sequence[NewRow], mode: Mode, earlier: bool
+    ) -> list[bool]:
+        """Write ``rows`` in ``mode``; for each, whether it was created (or replaced)."""
+        on_conflict = _ON_CONFLICT[mode]
+        created: list[bool] = []
+        for batch in self._batches(rows):
+            try:
+                self.dialect.insert_jobs(conn, batch, on_conflict)
+            except sa.exc.IntegrityError as e:
+                if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
+                    raise
+                self._refuse_existing(conn, batch, earlier=earlier)
+                return [True] * len(rows)  # an earlier attempt wrote them all after all
+            if on_conflict is OnConflict.KEEP:
+                created.extend(self._ours(conn, batch))
+            else:
+                created.extend([True] * len(batch))
+        return created
+
+    def _refuse_existing(
+        self, conn: sa.Connection, batch: Sequence[NewRow], *, earlier: bool
+    ) -> None:
+        """After a duplicate key: ``JobExistsError`` for the first id of ``batch`` that exists
+        with a version other than ours. Returns if those found are all ours and ``earlier``
+        (an attempt whose commit we did not see wrote them); else the row we collided with
+        has gone meanwhile (``_Vanished``: write again)."""
+        ids = [row[0] for row in batch]
+        found = self._versions(conn, ids)
+        for job_id, *_, version in batch:
+            if job_id in found and found[job_id] != version:
+                raise JobExistsError(job_id)
+        if earlier and found:
+            return
+        raise _Vanished
+
+    def _ours(self, conn: sa.Connection, batch: Sequence[NewRow]) -> list[bool]:
+        """For each row of ``batch``, whether the table holds it with the version we wrote
+        (a random one, so a row that was there before never has it)."""
+        found = self._versions(conn, [row[0] for row in batch])
+        return [found.get(row[0]) == row[-1] for row in batch]
+
+    def _versions(self, conn: sa.Connection, ids: list[str]) -> dict[str, int]:
+        query = sa.select(c.job_id, c.version).where(c.job_id.in_(ids))
+        return {job_id: version for job_id, version in conn.execute(query)}
+
+    def _ignore_one(self, conn: sa.Connection, nj: NewJob, row: NewRow) -> tuple[Job, bool]:
+        """IGNORE_IF_EXISTS for one job on its own: a plain INSERT, and only if the id exists
+        a read of the job that is there."""
         try:
-            conn.execute(jobs.insert().values([_row(nj, new_version()) for nj in batch]))
+            self.dialect.insert_jobs(conn, [row], OnConflict.FAIL)
         except sa.exc.IntegrityError as e:
             if self.dialect.classify(e) != DUPLICATE:
                 raise
-            existing = self._existing(conn, ids)
-            raise JobExistsError(next((i for i in ids if i in existing), ids[0])) from None
-        return [(nj.job, True) for nj in batch]
+            found = self._row(conn, nj.job.job_id)
+            if found is None:
+                raise _Vanished from None
+            if found.version == row[-1]:  # ours: written by an attempt whose commit we missed
+                return nj.job, True
+            return _job(found), False
+        return nj.job, True
 
-    def _existing(self, conn: sa.Connection, ids: list[str]) -> set[str]:
-        return set(conn.execute(sa.select(c.job_id).where(c.job_id.in_(ids))).scalars())
+    def _rows_of(self, ids: list[str]) -> list[sa.Row[Any]]:
+        def work(conn: sa.Connection) -> list[sa.Row[Any]]:
+            found: list[sa.Row[Any]] = []
+            for chunk in chunks(ids):
+                found.extend(conn.execute(sa.select(jobs).where(c.job_id.in_(chunk))))
+            return found
 
-    def _insert_keep(
-        self, conn: sa.Connection, batch: Sequence[NewJob], *, locking: bool
+        return self.transaction(work, write=False)
+
+    def _schedule_in(
+        self, conn: sa.Connection, jobs_: Sequence[NewJob], rows: Sequence[NewRow], mode: Mode
     ) -> list[tuple[Job, bool]]:
-        rows = [_row(nj, new_version()) for nj in batch]
-        conn.execute(self.dialect.insert_keep(rows))
-        # A row carrying the random version we wrote is ours; any other existed before.
-        if locking:
-            found = {}
-            for nj in batch:
-                query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == nj.job.job_id))
-                row = conn.execute(query).one()
-                found[row.job_id] = row
-        else:
-            query = sa.select(jobs).where(c.job_id.in_([nj.job.job_id for nj in batch]))
-            found = {row.job_id: row for row in conn.execute(query)}
-        results = []
-        for nj, written in zip(batch, rows, strict=True):
-            row = found[nj.job.job_id]
-            created = row.version == written["version"]
-            results.append((nj.job if created else _job(row), created))
+        """``schedule`` inside a caller's transaction: each batch under named locks of its ids
+        (MySQL), an IGNORE_IF_EXISTS job read back with a lock."""
+        on_conflict = _ON_CONFLICT[mode]
+        results: list[tuple[Job, bool]] = []
+        start = 0
+        for batch in self._batches(rows):
+            news = jobs_[start : start + len(batch)]
+            start += len(batch)
+            with self.dialect.id_locks(conn, [row[0] for row in batch]):
+                try:
+                    self.dialect.insert_jobs(conn, batch, on_conflict)
+                except sa.exc.IntegrityError as e:
+                    if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
+                        raise
+                    try:
+                        self._refuse_existing(conn, batch, earlier=False)
+                    except _Vanished:
+                        # Committed after the caller's snapshot, so a plain read misses it.
+                        raise JobExistsError(batch[0][0]) from None
+                if on_conflict is not OnConflict.KEEP:
+                    results.extend((nj.job, True) for nj in news)
+                    continue
+                # The row is locked by our statement: a locking read sees its newest state.
+                for nj, row in zip(news, batch, strict=True):
+                    query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == row[0]))
+                    found = conn.execute(query).one()
+                    created = found.version == row[-1]
+                    results.append((nj.job if created else _job(found), created))
         return results
 
-    def _upsert(self, conn: sa.Connection, batch: Sequence[NewJob]) -> list[tuple[Job, bool]]:
-        rows = [_row(nj, new_version()) for nj in batch]
-        replace: dict[str, Any] = {
-            name: EXCLUDED
-            for name in (
-                "handler",
-                "data",
-                "start_time",
-                "expiry",
-                "attempts",
-                "max_attempts",
-                "created_at",
-                "last_error",
-            )
-        }
-        # The claim stays: a running attempt keeps its job until it ends (it cannot start twice).
-        replace.update(version=c.version + 1, started_at=None)
-        conn.execute(self.dialect.upsert(rows, replace))
-        return [(nj.job, True) for nj in batch]
+    def _batches(self, rows: Sequence[NewRow]) -> Iterator[Sequence[NewRow]]:
+        """``rows`` cut into statements of at most ``batch_rows`` rows and about
+        ``batch_bytes``."""
+        most_rows, most_bytes = self.dialect.batch_rows, self.dialect.batch_bytes
+        start, size = 0, 0
+        for i, row in enumerate(rows):
+            data: str = row[2]
+            length = (len(data) if data.isascii() else len(data.encode("utf-8"))) + 512
+            if i > start and (i - start >= most_rows or size + length > most_bytes):
+                yield rows[start:i]
+                start, size = i, 0
+            size += length
+        if start < len(rows):
+            yield rows[start:]
 
     def get(self, job_id: str, *, conn: object = None) -> Job | None:
         caller = _as_connection(conn)
@@ -709,6 +819,37 @@ def _as_connection(conn: object) -> sa.Connection | None:
     if conn is None or isinstance(conn, sa.Connection):
         return conn
     raise UsageError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
+
+
+class _Vanished(Exception):
+    """The row a new job collided with was gone when we looked: write again."""
+
+
+_ON_CONFLICT = {
+    Mode.NEW: OnConflict.FAIL,
+    Mode.IGNORE_IF_EXISTS: OnConflict.KEEP,
+    Mode.RESCHEDULE: OnConflict.REPLACE,
+}
+
+
+def _new_rows(news: Sequence[NewJob]) -> list[NewRow]:
+    """The rows of new jobs (``NEW_ROW_COLUMNS``), each with a random first version."""
+    return [
+        (
+            job.job_id,
+            job.handler,
+            nj.payload,
+            job.start,
+            job.expiry,
+            job.attempts,
+            job.max_attempts,
+            job.created_at,
+            job.last_error,
+            new_version(),
+        )
+        for nj in news
+        for job in (nj.job,)
+    ]
 
 
 def _row(nj: NewJob, version: int) -> dict[str, Any]:
