@@ -54,10 +54,9 @@ class Dialect:
         return engine
 
     def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
-        """An engine beside ``engine`` (jobsched's own if ``owned``, else a caller's) whose
-        statements commit as they run, for writes of one statement: no COMMIT, no reset of the
-        connection when it goes back to the pool. None if there is no cheap way to have one
-        (the store then writes in a transaction)."""
+        """The engine for ``insert_alone`` beside ``engine`` (jobsched's own if ``owned``,
+        else a caller's): a statement there is committed with one round trip at most. None if
+        there is no cheap way to have one (the store then writes in a transaction)."""
         return None
 
     def prepare(self, conn: sa.Connection) -> None:
@@ -207,13 +206,80 @@ class Dialect:
         self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
     ) -> None:
         """Insert ``rows`` (values of ``NEW_ROW_COLUMNS``; at most ``batch_rows`` rows and
-        about ``batch_bytes``) in one statement, or as one statement run for each row.
+        about ``batch_bytes``) in this connection's transaction: one statement, or one run for
+        each row.
 
         ``on_conflict`` says what happens where the id exists: ``FAIL`` (a duplicate-key
         error), ``KEEP`` (the row stays as it is, locked as if written) or ``REPLACE`` (every
         value of the new row but the claim, which stays; version + 1, not started).
         """
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        statement, params = self.insert_statement(dbapi, rows, on_conflict)
+        if params is None:  # literals only: the driver must not look for placeholders
+            conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        else:
+            conn.exec_driver_sql(statement, params[0] if len(params) == 1 else params)
+
+    def insert_locked(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """``insert_jobs`` inside a caller's transaction, holding ``id_locks`` while it runs."""
+        with self.id_locks(conn, [row[0] for row in rows]):
+            self.insert_jobs(conn, rows, on_conflict)
+
+    def insert_alone(
+        self, engine: sa.Engine, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """``insert_jobs`` as a statement of its own on ``engine`` (``autocommit_engine``'s),
+        committed when it returns. It goes to the driver on a pooled connection, with errors
+        raised as SQLAlchemy raises them: a SQLAlchemy Connection costs more on the client
+        than the rest of a one-row insert."""
+        fairy = None
+        try:
+            fairy = engine.raw_connection()
+            dbapi = fairy.dbapi_connection
+            statement, params = self.insert_statement(dbapi, rows, on_conflict)
+            cursor = fairy.cursor()
+            try:
+                if params is None:
+                    cursor.execute(statement)
+                elif len(params) == 1:
+                    cursor.execute(statement, params[0])
+                else:
+                    cursor.executemany(statement, params)
+            finally:
+                cursor.close()
+            self.commit_alone(dbapi)
+        except engine.dialect.loaded_dbapi.Error as e:
+            dropped = fairy is not None and engine.dialect.is_disconnect(
+                e, fairy.dbapi_connection, None
+            )
+            if dropped:
+                assert fairy is not None
+                fairy.invalidate(e)
+                engine.dispose()  # its other connections are likely dropped too (a restart)
+            raise sa.exc.DBAPIError.instance(
+                None,
+                None,
+                e,
+                engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=dropped,
+                dialect=engine.dialect,
+            ) from e
+        finally:
+            if fairy is not None:
+                fairy.close()
+
+    def insert_statement(
+        self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> tuple[str, list[tuple[Any, ...]] | None]:
+        """``insert_jobs``'s statement for a DBAPI connection: its SQL and a parameter tuple
+        per row, or None when the values are literals in the SQL."""
         raise NotImplementedError
+
+    def commit_alone(self, dbapi_conn: Any) -> None:
+        """Commit a statement ``insert_alone`` ran (nothing to do where it autocommits)."""
 
 
 class SqliteDialect(Dialect):
@@ -222,9 +288,15 @@ class SqliteDialect(Dialect):
     transactional_ddl = True
 
     def create_engine(self, url: sa.URL) -> sa.Engine:
+        return self._engine(url)
+
+    def _engine(self, url: sa.URL, **options: Any) -> sa.Engine:
         # A busy timeout of 5 s; connections move between the threads of a pass.
         return sa.create_engine(
-            url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
+            url,
+            connect_args={"timeout": 5.0, "check_same_thread": False},
+            pool_pre_ping=False,
+            **options,
         )
 
     def prepare(self, conn: sa.Connection) -> None:
@@ -242,14 +314,21 @@ class SqliteDialect(Dialect):
         return sqlite_in_memory(url)
 
     def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
-        # The same pool (an in-memory database is private to its pool): pysqlite switches to
-        # autocommit in-process, at no cost.
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
+        if owned and not self.in_memory(engine.url):
+            # Connections of its own in autocommit mode: a statement alone is its own
+            # transaction, as in pysqlite with isolation_level=None.
+            return self._engine(engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+        # A caller's engine, or an in-memory database (private to its pool): the same pool,
+        # and ``commit_alone`` commits (in-process; the fsync is the commit's either way).
+        return engine
 
-    def insert_jobs(
-        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
-    ) -> None:
-        statement = _SQLITE_INSERTS[on_conflict]
+    def commit_alone(self, dbapi_conn: Any) -> None:
+        if dbapi_conn.isolation_level is not None:
+            dbapi_conn.commit()
+
+    def insert_statement(
+        self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> tuple[str, list[tuple[Any, ...]] | None]:
         values = []
         for row in rows:
             expiry = row[4]
@@ -265,7 +344,7 @@ class SqliteDialect(Dialect):
                     row[9],
                 )
             )
-        conn.exec_driver_sql(statement, values[0] if len(values) == 1 else values)
+        return _SQLITE_INSERTS[on_conflict], values
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         # The file, as SQLite would open it now (relative to the current directory), with
@@ -367,44 +446,42 @@ class MysqlDialect(Dialect):
     batch_bytes = 1024 * 1024
     batch_rows = 2000
 
-    def insert_jobs(
-        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
-    ) -> None:
+    def insert_statement(
+        self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> tuple[str, list[tuple[Any, ...]] | None]:
         # PyMySQL escapes each parameter in Python (most of a bulk insert's time); literals
         # rendered here take a fraction of that: ids as hex (bytes, whatever the connection's
         # character set), text escaped by the connection (it knows NO_BACKSLASH_ESCAPES), times
         # as naive UTC, numbers as digits.
+        values = ",".join(f"({literals})" for literals in _mysql_literals(dbapi_conn, rows))
+        return _MYSQL_INSERT + "VALUES " + values + _MYSQL_ON_CONFLICT[on_conflict], None
+
+    def insert_locked(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        if len(rows) != 1:
+            super().insert_locked(conn, rows, on_conflict)
+            return
+        # One job (schedule_job(conn=...)): the named lock is taken by the INSERT itself, in
+        # the WHERE of its one-row SELECT, which runs before the row is written (or waited
+        # for), and released after: two round trips, not three. COALESCE(...) >= 0 is always
+        # true, whatever GET_LOCK returns (1, 0 after the timeout, NULL), but cannot be
+        # decided without calling it.
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
-        escape = dbapi.escape
-        hexed: dict[str, str] = {}
-        values = []
-        for row in rows:
-            (
-                job_id,
-                handler,
-                data,
-                start,
-                expiry,
-                attempts,
-                max_attempts,
-                created,
-                error,
-                version,
-            ) = row
-            name = hexed.get(handler)
-            if name is None:
-                name = hexed[handler] = str.encode(handler, "utf-8").hex()
-            values.append(
-                f"(X'{str.encode(job_id, 'utf-8').hex()}',X'{name}',{escape(str(data))},"
-                f"'{_utc_text(start)}',"
-                f"{'NULL' if expiry is None else repr(_utc_text(expiry))},"
-                f"{attempts:d},{max_attempts:d},'{_utc_text(created)}',"
-                f"{'NULL' if error is None else escape(str(error))},{version:d})"
+        [literals] = _mysql_literals(dbapi, rows)
+        [name] = self._lock_names(conn, [rows[0][0]])
+        statement = (
+            f"{_MYSQL_INSERT}SELECT {literals} FROM DUAL "
+            f"WHERE COALESCE(GET_LOCK('{name}', {NAMED_LOCK_TIMEOUT}), 0) >= 0"
+            f"{_MYSQL_ON_CONFLICT[on_conflict]}"
+        )
+        try:
+            conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        finally:
+            conn.exec_driver_sql(
+                f"DO RELEASE_LOCK('{name}')", execution_options={"no_parameters": True}
             )
-        statement = _MYSQL_INSERT + ",".join(values) + _MYSQL_ON_CONFLICT[on_conflict]
-        # No parameters: PyMySQL must not read the % signs of the literals as placeholders.
-        conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
     #: Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
     isolation_level = "READ COMMITTED"
@@ -471,21 +548,27 @@ class MysqlDialect(Dialect):
         # id. A named lock per id, held only around our statements, lets one writer at a time
         # wait on the row. Named locks are not transactional: we release them at once, and a
         # lock that times out is skipped (the statement then runs as it would without it).
+        names = self._lock_names(conn, job_ids)
+        # DO, not SELECT: no result set to send and read (the results are not needed). The
+        # names are hex digests: literals, no placeholders.
+        get = ", ".join(f"GET_LOCK('{name}', {NAMED_LOCK_TIMEOUT})" for name in names)
+        conn.exec_driver_sql(f"DO {get}", execution_options={"no_parameters": True})
+        try:
+            yield
+        finally:
+            release = ", ".join(f"RELEASE_LOCK('{name}')" for name in names)
+            conn.exec_driver_sql(f"DO {release}", execution_options={"no_parameters": True})
+
+    def _lock_names(self, conn: sa.Connection, job_ids: Sequence[str]) -> list[str]:
+        """The named locks of these ids in this database, sorted (no two callers wait on each
+        other's in opposite orders)."""
         database = conn.engine.url.database or ""
-        names = sorted(
+        return sorted(
             {
                 "jobsched:" + hashlib.sha1(f"{database}\0{job_id}".encode()).hexdigest()
                 for job_id in job_ids
             }
         )
-        params = {f"n{i}": name for i, name in enumerate(names)}
-        get = ", ".join(f"GET_LOCK(:n{i}, {NAMED_LOCK_TIMEOUT})" for i in range(len(names)))
-        conn.execute(sa.text(f"SELECT {get}"), params)
-        try:
-            yield
-        finally:
-            release = ", ".join(f"RELEASE_LOCK(:n{i})" for i in range(len(names)))
-            conn.execute(sa.text(f"SELECT {release}"), params)
 
     def lock_ids(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # By primary key, whatever the planner thinks of a short table: a scan would wait on
@@ -744,7 +827,7 @@ _SQLITE_INSERTS = {
     + ", version = version + 1, started_at = NULL",
 }
 
-_MYSQL_INSERT = f"INSERT INTO {jobs.name} ({_COLUMN_LIST}) VALUES "
+_MYSQL_INSERT = f"INSERT INTO {jobs.name} ({_COLUMN_LIST}) "
 _MYSQL_ON_CONFLICT = {
     OnConflict.FAIL: "",
     # Not INSERT IGNORE: it takes a shared lock on an existing row (a later exclusive read
@@ -754,6 +837,38 @@ _MYSQL_ON_CONFLICT = {
     + ", ".join(f"{name} = VALUES({name})" for name in _REPLACED)
     + ", version = version + 1, started_at = NULL",
 }
+
+
+def _mysql_literals(dbapi_conn: Any, rows: Sequence[NewRow]) -> list[str]:
+    """Each row's values as MySQL literals, comma-separated.
+
+    PyMySQL escapes each parameter in Python (most of a bulk insert's time); literals rendered
+    here take a fraction of that: ids as hex (bytes, whatever the connection's character set),
+    text escaped by the connection (it knows NO_BACKSLASH_ESCAPES), times as naive UTC,
+    numbers as digits (``:d`` refuses anything else).
+    """
+    escape = dbapi_conn.escape
+    times: dict[datetime, str] = {}  # most jobs of a batch share a start and a creation
+    hexed: dict[str, str] = {}
+    literals = []
+    for row in rows:
+        job_id, handler, data, start, expiry, attempts, max_attempts, created, error, version = row
+        name = hexed.get(handler)
+        if name is None:
+            name = hexed[handler] = str.encode(handler, "utf-8").hex()
+        literals.append(
+            f"X'{str.encode(job_id, 'utf-8').hex()}',X'{name}',{escape(str(data))},"
+            f"{times.get(start) or times.setdefault(start, _time_literal(start))},"
+            f"{'NULL' if expiry is None else _time_literal(expiry)},"
+            f"{attempts:d},{max_attempts:d},"
+            f"{times.get(created) or times.setdefault(created, _time_literal(created))},"
+            f"{'NULL' if error is None else escape(str(error))},{version:d}"
+        )
+    return literals
+
+
+def _time_literal(value: datetime) -> str:
+    return f"'{_utc_text(value)}'"
 
 
 def _utc_text(value: datetime) -> str:

@@ -41,6 +41,7 @@ from jobsched.store.dialect import (
 
 log = logging.getLogger("jobsched")
 T = TypeVar("T")
+K = TypeVar("K")
 
 c = jobs.c
 _CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None}
@@ -257,8 +258,8 @@ class SqlStore(Store):
                 lambda c: self._schedule_in(c, jobs_, rows, mode), write=True, conn=caller
             )
         if mode is Mode.IGNORE_IF_EXISTS and len(rows) == 1:
-            return [self._write(lambda c, earlier: self._ignore_one(c, jobs_[0], rows[0]), 1)]
-        created = self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), len(rows))
+            return [self._write(lambda c, earlier: self._ignore_one(c, jobs_[0], rows[0]), rows)]
+        created = self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), rows)
         results = [(nj.job, written) for nj, written in zip(jobs_, created, strict=True)]
         if all(created):
             return results
@@ -273,25 +274,26 @@ class SqlStore(Store):
         if conn is not None:
             return super().schedule_many(jobs_, mode, conn=conn)
         rows = _new_rows(jobs_)
-        return sum(self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), len(rows)))
+        return sum(self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), rows))
 
-    def _write(self, work: Callable[[sa.Connection, bool], T], statements: int) -> T:
-        """Run ``work(connection, earlier)`` outside any caller's transaction: on the
-        autocommit engine if it is one statement's work, else in one transaction.
+    def _write(self, work: Callable[[sa.Connection | None, bool], T], rows: Sequence[NewRow]) -> T:
+        """Run ``work(connection, earlier)`` outside any caller's transaction: with no
+        connection (each statement alone, on the autocommit engine) for one row, if the
+        dialect has such an engine, else in one transaction.
 
         Retried while the database is busy, and once after a dropped connection, with
         ``earlier`` True: the dropped attempt may have been committed all the same (its rows,
         found by the versions it wrote, are then ours).
         """
         self.ensure_ready()
+        alone = len(rows) == 1 and self.autocommit is not None
         deadline = time.monotonic() + API_PATIENCE
         delay = 0.01
         earlier = False
         while True:
             try:
-                if statements == 1 and self.autocommit is not None:
-                    with self.autocommit.connect() as connection:
-                        return work(connection, earlier)
+                if alone:
+                    return work(None, earlier)
                 with self.engine.connect() as connection:
                     self.dialect.begin(connection, write=True)
                     result = work(connection, earlier)
@@ -317,61 +319,60 @@ class SqlStore(Store):
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    def _put(
+        self, conn: sa.Connection | None, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """Insert ``rows`` (one statement's worth) in ``conn``'s transaction, or alone."""
+        if conn is None:
+            assert self.autocommit is not None
+            self.dialect.insert_alone(self.autocommit, rows, on_conflict)
+        else:
+            self.dialect.insert_jobs(conn, rows, on_conflict)
+
+    def _read(self, conn: sa.Connection | None, read: Callable[[sa.Connection, K], T], key: K) -> T:
+        """``read(connection, key)`` in ``conn``, or alone on the autocommit engine."""
+        if conn is not None:
+            return read(conn, key)
+        assert self.autocommit is not None
+        with self.autocommit.connect() as connection:
+            return read(connection, key)
+
     def _insert(
-        self, conn: sa.Connection, rows: Sequence[NewRow], mode: Mode, earlier: bool
+        self, conn: sa.Connection | None, rows: Sequence[NewRow], mode: Mode, earlier: bool
     ) -> list[bool]:
         """Write ``rows`` in ``mode``; for each, whether it was created (or replaced)."""
         on_conflict = _ON_CONFLICT[mode]
         created: list[bool] = []
         for batch in self._batches(rows):
             try:
-                self.dialect.insert_jobs(conn, batch, on_conflict)
+                self._put(conn, batch, on_conflict)
             except sa.exc.IntegrityError as e:
                 if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
                     raise
-                self._refuse_existing(conn, batch, earlier=earlier)
+                found = self._read(conn, self._versions, [row[0] for row in batch])
+                _refuse_existing(batch, found, earlier=earlier)
                 return [True] * len(rows)  # an earlier attempt wrote them all after all
             if on_conflict is OnConflict.KEEP:
-                created.extend(self._ours(conn, batch))
+                found = self._read(conn, self._versions, [row[0] for row in batch])
+                created.extend(found.get(row[0]) == row[-1] for row in batch)
             else:
                 created.extend([True] * len(batch))
         return created
 
-    def _refuse_existing(
-        self, conn: sa.Connection, batch: Sequence[NewRow], *, earlier: bool
-    ) -> None:
-        """After a duplicate key: ``JobExistsError`` for the first id of ``batch`` that exists
-        with a version other than ours. Returns if those found are all ours and ``earlier``
-        (an attempt whose commit we did not see wrote them); else the row we collided with
-        has gone meanwhile (``_Vanished``: write again)."""
-        ids = [row[0] for row in batch]
-        found = self._versions(conn, ids)
-        for job_id, *_, version in batch:
-            if job_id in found and found[job_id] != version:
-                raise JobExistsError(job_id)
-        if earlier and found:
-            return
-        raise _Vanished
-
-    def _ours(self, conn: sa.Connection, batch: Sequence[NewRow]) -> list[bool]:
-        """For each row of ``batch``, whether the table holds it with the version we wrote
-        (a random one, so a row that was there before never has it)."""
-        found = self._versions(conn, [row[0] for row in batch])
-        return [found.get(row[0]) == row[-1] for row in batch]
-
     def _versions(self, conn: sa.Connection, ids: list[str]) -> dict[str, int]:
+        """The version of each of these jobs that exists."""
         query = sa.select(c.job_id, c.version).where(c.job_id.in_(ids))
         return {job_id: version for job_id, version in conn.execute(query)}
 
-    def _ignore_one(self, conn: sa.Connection, nj: NewJob, row: NewRow) -> tuple[Job, bool]:
+    def _ignore_one(self, conn: sa.Connection | None, nj: NewJob, row: NewRow) -> tuple[Job, bool]:
         """IGNORE_IF_EXISTS for one job on its own: a plain INSERT, and only if the id exists
         a read of the job that is there."""
         try:
-            self.dialect.insert_jobs(conn, [row], OnConflict.FAIL)
+            self._put(conn, [row], OnConflict.FAIL)
         except sa.exc.IntegrityError as e:
             if self.dialect.classify(e) != DUPLICATE:
                 raise
-            found = self._row(conn, nj.job.job_id)
+            found = self._read(conn, self._row, nj.job.job_id)
             if found is None:
                 raise _Vanished from None
             if found.version == row[-1]:  # ours: written by an attempt whose commit we missed
@@ -399,26 +400,27 @@ class SqlStore(Store):
         for batch in self._batches(rows):
             news = jobs_[start : start + len(batch)]
             start += len(batch)
-            with self.dialect.id_locks(conn, [row[0] for row in batch]):
+            try:
+                self.dialect.insert_locked(conn, batch, on_conflict)
+            except sa.exc.IntegrityError as e:
+                if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
+                    raise
                 try:
-                    self.dialect.insert_jobs(conn, batch, on_conflict)
-                except sa.exc.IntegrityError as e:
-                    if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
-                        raise
-                    try:
-                        self._refuse_existing(conn, batch, earlier=False)
-                    except _Vanished:
-                        # Committed after the caller's snapshot, so a plain read misses it.
-                        raise JobExistsError(batch[0][0]) from None
-                if on_conflict is not OnConflict.KEEP:
-                    results.extend((nj.job, True) for nj in news)
-                    continue
-                # The row is locked by our statement: a locking read sees its newest state.
-                for nj, row in zip(news, batch, strict=True):
-                    query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == row[0]))
-                    found = conn.execute(query).one()
-                    created = found.version == row[-1]
-                    results.append((nj.job if created else _job(found), created))
+                    _refuse_existing(
+                        batch, self._versions(conn, [r[0] for r in batch]), earlier=False
+                    )
+                except _Vanished:
+                    # Committed after the caller's snapshot, so a plain read misses it.
+                    raise JobExistsError(batch[0][0]) from None
+            if on_conflict is not OnConflict.KEEP:
+                results.extend((nj.job, True) for nj in news)
+                continue
+            # The row is locked by our statement: a locking read sees its newest state.
+            for nj, row in zip(news, batch, strict=True):
+                query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == row[0]))
+                current = conn.execute(query).one()
+                created = current.version == row[-1]
+                results.append((nj.job if created else _job(current), created))
         return results
 
     def _batches(self, rows: Sequence[NewRow]) -> Iterator[Sequence[NewRow]]:
@@ -823,6 +825,19 @@ def _as_connection(conn: object) -> sa.Connection | None:
 
 class _Vanished(Exception):
     """The row a new job collided with was gone when we looked: write again."""
+
+
+def _refuse_existing(batch: Sequence[NewRow], found: dict[str, int], *, earlier: bool) -> None:
+    """After a duplicate key in ``batch``, given the versions ``found`` of its ids:
+    ``JobExistsError`` for the first that exists with a version other than the one we wrote.
+    Returns if those found are all ours and ``earlier`` (an attempt whose commit we did not
+    see wrote them); else the row we collided with has gone meanwhile (``_Vanished``)."""
+    for job_id, *_, version in batch:
+        if job_id in found and found[job_id] != version:
+            raise JobExistsError(job_id)
+    if earlier and found:
+        return
+    raise _Vanished
 
 
 _ON_CONFLICT = {
