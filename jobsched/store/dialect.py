@@ -199,6 +199,9 @@ class Dialect:
     #: Rows and bytes per multi-row statement when writing many jobs.
     batch_rows = 500
     batch_bytes = 4 * 1024 * 1024
+    #: True when ``insert_jobs`` writes a batch in one statement (atomic on its own); False
+    #: when it runs a statement per row.
+    multi_row_inserts = False
 
     # -- new jobs -----------------------------------------------------------------------------
 
@@ -445,6 +448,7 @@ class MysqlDialect(Dialect):
     #: (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8), as PyMySQL's executemany.
     batch_bytes = 1024 * 1024
     batch_rows = 2000
+    multi_row_inserts = True
 
     def insert_statement(
         self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict

@@ -258,8 +258,11 @@ class SqlStore(Store):
                 lambda c: self._schedule_in(c, jobs_, rows, mode), write=True, conn=caller
             )
         if mode is Mode.IGNORE_IF_EXISTS and len(rows) == 1:
-            return [self._write(lambda c, earlier: self._ignore_one(c, jobs_[0], rows[0]), rows)]
-        created = self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), rows)
+            single = self._alone(rows, mode)
+            return [self._write(lambda c, e: self._ignore_one(c, jobs_[0], rows[0]), alone=single)]
+        created = self._write(
+            lambda c, earlier: self._insert(c, rows, mode, earlier), alone=self._alone(rows, mode)
+        )
         results = [(nj.job, written) for nj, written in zip(jobs_, created, strict=True)]
         if all(created):
             return results
@@ -274,19 +277,36 @@ class SqlStore(Store):
         if conn is not None:
             return super().schedule_many(jobs_, mode, conn=conn)
         rows = _new_rows(jobs_)
-        return sum(self._write(lambda c, earlier: self._insert(c, rows, mode, earlier), rows))
+        created = self._write(
+            lambda c, earlier: self._insert(c, rows, mode, earlier), alone=self._alone(rows, mode)
+        )
+        return sum(created)
 
-    def _write(self, work: Callable[[sa.Connection | None, bool], T], rows: Sequence[NewRow]) -> T:
+    def _alone(self, rows: Sequence[NewRow], mode: Mode) -> bool:
+        """Whether writing ``rows`` is one statement that needs no transaction: one row, or
+        (NEW, RESCHEDULE) rows that fit one multi-row statement. IGNORE_IF_EXISTS reads the
+        versions after its statement: in a transaction, the rows it wrote are still ours."""
+        if self.autocommit is None:
+            return False
+        if len(rows) == 1:
+            return True
+        return (
+            mode is not Mode.IGNORE_IF_EXISTS
+            and self.dialect.multi_row_inserts
+            and len(rows) <= self.dialect.batch_rows
+            and next(self._batches(rows)) is rows
+        )
+
+    def _write(self, work: Callable[[sa.Connection | None, bool], T], *, alone: bool) -> T:
         """Run ``work(connection, earlier)`` outside any caller's transaction: with no
-        connection (each statement alone, on the autocommit engine) for one row, if the
-        dialect has such an engine, else in one transaction.
+        connection (each statement alone, on the autocommit engine) if ``alone``, else in one
+        transaction.
 
         Retried while the database is busy, and once after a dropped connection, with
         ``earlier`` True: the dropped attempt may have been committed all the same (its rows,
         found by the versions it wrote, are then ours).
         """
         self.ensure_ready()
-        alone = len(rows) == 1 and self.autocommit is not None
         deadline = time.monotonic() + API_PATIENCE
         delay = 0.01
         earlier = False
@@ -349,6 +369,8 @@ class SqlStore(Store):
             except sa.exc.IntegrityError as e:
                 if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
                     raise
+                if len(batch) == 1 and not earlier:
+                    raise JobExistsError(batch[0][0]) from None  # it existed as we wrote
                 found = self._read(conn, self._versions, [row[0] for row in batch])
                 _refuse_existing(batch, found, earlier=earlier)
                 return [True] * len(rows)  # an earlier attempt wrote them all after all
@@ -435,7 +457,9 @@ class SqlStore(Store):
                 yield rows[start:i]
                 start, size = i, 0
             size += length
-        if start < len(rows):
+        if start == 0:
+            yield rows
+        elif start < len(rows):
             yield rows[start:]
 
     def get(self, job_id: str, *, conn: object = None) -> Job | None:
