@@ -261,7 +261,7 @@ class Dialect:
             if dropped:
                 assert fairy is not None
                 fairy.invalidate(e)
-                engine.dispose()  # its other connections are likely dropped too (a restart)
+                self.forget_connections(engine)
             raise sa.exc.DBAPIError.instance(
                 None,
                 None,
@@ -283,6 +283,10 @@ class Dialect:
 
     def commit_alone(self, dbapi_conn: Any) -> None:
         """Commit a statement ``insert_alone`` ran (nothing to do where it autocommits)."""
+
+    def forget_connections(self, engine: sa.Engine) -> None:
+        """After ``insert_alone`` found its connection dropped: what to do with the others
+        of ``engine``'s pool (SQLAlchemy's own statements invalidate the whole pool)."""
 
 
 class SqliteDialect(Dialect):
@@ -443,6 +447,11 @@ class MysqlDialect(Dialect):
                 **options,
             )
         )
+
+    def forget_connections(self, engine: sa.Engine) -> None:
+        # Probably a restarted server: its other idle connections are dropped too. (The
+        # autocommit engine is always jobsched's own.)
+        engine.dispose()
 
     #: Bytes per multi-row INSERT: well under every server's default ``max_allowed_packet``
     #: (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8), as PyMySQL's executemany.
