@@ -462,10 +462,7 @@ class MysqlDialect(Dialect):
     def insert_statement(
         self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
     ) -> tuple[str, list[tuple[Any, ...]] | None]:
-        # PyMySQL escapes each parameter in Python (most of a bulk insert's time); literals
-        # rendered here take a fraction of that: ids as hex (bytes, whatever the connection's
-        # character set), text escaped by the connection (it knows NO_BACKSLASH_ESCAPES), times
-        # as naive UTC, numbers as digits.
+        # Literals, not parameters: see ``_mysql_literals``.
         values = ",".join(f"({literals})" for literals in _mysql_literals(dbapi_conn, rows))
         return _MYSQL_INSERT + "VALUES " + values + _MYSQL_ON_CONFLICT[on_conflict], None
 

@@ -71,6 +71,8 @@ class SqlStore(Store):
 
     def __init__(self, engine: sa.Engine, *, owned: bool) -> None:
         self.dialect = dialect_for(engine.dialect.name)
+        #: The engine as given (a caller's own, before ``adopt_engine``).
+        self._given = engine
         if not owned:
             engine = self.dialect.adopt_engine(engine)
         self.engine = engine
@@ -213,7 +215,7 @@ class SqlStore(Store):
         database. What identifies a database is compared (backend, host, port and database;
         SQLite's file), so the caller's own Engine on the same database is welcome."""
         other = conn.engine
-        if other is self.engine:
+        if other is self.engine or other is self._given:
             return
         if family(other.dialect.name) == self.dialect.name and self.dialect.database_of(
             other
