@@ -160,7 +160,12 @@ class NewJob:
 
 def dump_payload(data: JSONValue) -> str:
     """``data`` as the compact JSON text jobsched stores (raises what ``json.dumps`` raises)."""
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
+
+
+#: ``json.dumps(ensure_ascii=False, allow_nan=False, separators=(",", ":"))``, made once
+#: (``json.dumps`` makes an encoder per call when given options).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def parse_payload(text: str) -> JSONValue:
@@ -184,7 +189,7 @@ class JobSpec:
         if isinstance(value, JobSpec):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - set(cls.__dataclass_fields__)
+            unknown = value.keys() - _SPEC_FIELDS
             if unknown:
                 from jobsched.errors import InvalidJobError
 
@@ -200,6 +205,9 @@ class JobSpec:
         raise InvalidJobError(
             "job spec", f"expected a JobSpec or a dict, got {type(value).__name__}"
         )
+
+
+_SPEC_FIELDS = frozenset(JobSpec.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from jobsched.errors import InvalidJobError, PermanentError, cut_text
 from jobsched.model import (
@@ -24,7 +24,6 @@ from jobsched.model import (
     Outcome,
     dump_payload,
     parse_payload,
-    with_data,
 )
 
 #: Longest job id or handler name, in characters.
@@ -40,8 +39,6 @@ MAX_ERROR_BYTES = 4000
 def resolve_time(value: object, now: datetime, field: str, *, base: str = "now") -> datetime:
     """An aware datetime as is (in UTC), or a timedelta counted from ``now`` (which ``base``
     names in messages: an expiry's timedelta counts from the start)."""
-    from datetime import UTC
-
     if isinstance(value, timedelta):
         try:
             return now + value
@@ -99,10 +96,11 @@ def check_name(value: object, field: str) -> str:
             f"contains {name} ({char!r}, U+{ord(char):04X}) at index {control.start()}; "
             "ids and handler names must not contain control characters",
         )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidJobError(field, "is not valid unicode (lone surrogate)") from e
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidJobError(field, "is not valid unicode (lone surrogate)") from e
     return value
 
 
@@ -121,7 +119,7 @@ def serialise_payload(data: JSONValue, max_bytes: int) -> str:
     except (TypeError, ValueError, RecursionError) as e:
         raise InvalidJobError("data", f"not JSON-serialisable: {e}") from e
     try:
-        size = len(text.encode("utf-8"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except UnicodeEncodeError as e:
         raise InvalidJobError("data", "contains a lone surrogate, which UTF-8 cannot hold") from e
     if size > max_bytes:
@@ -160,21 +158,27 @@ def new_job(
 ) -> NewJob:
     """Validate ``schedule_job``'s arguments into a fresh job created at ``now``.
 
-    A timedelta ``start`` counts from ``now``; a timedelta ``expiry`` from the start.
+    A timedelta ``start`` counts from ``now``; a timedelta ``expiry`` from the start. (What
+    ``checked`` does for a whole ``Job``, in one pass: this runs for every job scheduled.)
     """
-    start_at = resolve_time(start, now, "start")
+    start_at = _in_utc(resolve_time(start, now, "start"), "start")
+    name = check_name(job_id, "job_id")
+    handler_name = check_handler_name(handler)
+    expiry_at = resolve_expiry(expiry, start_at)
+    if expiry_at is not None:
+        expiry_at = _in_utc(expiry_at, "expiry")
+    attempts_cap = check_max_attempts(max_attempts)
+    if expiry_at is not None and expiry_at < start_at:
+        raise InvalidJobError(
+            "expiry", f"{expiry_at.isoformat()} is before the start {start_at.isoformat()}"
+        )
+    created_at = _in_utc(now, "created_at")
+    payload = serialise_payload(data, max_payload_bytes)
+    # Store exactly what reading it back will give (tuples become lists, and so on).
     job = Job(
-        job_id=check_name(job_id, "job_id"),
-        handler=check_handler_name(handler),
-        data=data,
-        start=start_at,
-        expiry=resolve_expiry(expiry, start_at),
-        attempts=0,
-        max_attempts=check_max_attempts(max_attempts),
-        created_at=now,
-        last_error=None,
+        name, handler_name, parse_payload(payload), start_at, expiry_at, 0, attempts_cap, created_at
     )
-    return checked(job, now=now, max_payload_bytes=max_payload_bytes)
+    return NewJob(job=job, payload=payload)
 
 
 def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
@@ -191,20 +195,34 @@ def checked(job: Job, *, now: datetime, max_payload_bytes: int) -> NewJob:
     last_error = job.last_error
     if last_error is not None and not isinstance(last_error, str):
         raise InvalidJobError("last_error", f"expected a string or None, got {last_error!r}")
-    clean = Job(
-        job_id=check_name(job.job_id, "job_id"),
-        handler=check_handler_name(job.handler),
-        data=job.data,
-        start=start,
-        expiry=expiry,
-        attempts=check_attempts(job.attempts),
-        max_attempts=check_max_attempts(job.max_attempts),
-        created_at=created_at,
-        last_error=None if last_error is None else cut_error(last_error),
-    )
+    job_id = check_name(job.job_id, "job_id")
+    handler = check_handler_name(job.handler)
+    attempts = check_attempts(job.attempts)
+    max_attempts = check_max_attempts(job.max_attempts)
     payload = serialise_payload(job.data, max_payload_bytes)
-    # Store exactly what reading it back will give (tuples become lists, and so on).
-    return NewJob(job=with_data(clean, parse_payload(payload)), payload=payload)
+    clean = Job(
+        job_id,
+        handler,
+        # Store exactly what reading it back will give (tuples become lists, and so on).
+        parse_payload(payload),
+        _in_utc(start, "start"),
+        None if expiry is None else _in_utc(expiry, "expiry"),
+        attempts,
+        max_attempts,
+        _in_utc(created_at, "created_at"),
+        None if last_error is None else cut_error(last_error),
+    )
+    return NewJob(job=clean, payload=payload)
+
+
+def _in_utc(value: datetime, field: str) -> datetime:
+    """An aware datetime in UTC."""
+    if value.tzinfo is UTC:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidJobError(field, f"{value.isoformat()} in UTC is out of range") from None
 
 
 def first_repeated(ids: Iterable[str]) -> tuple[int, int, str] | None:

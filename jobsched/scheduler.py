@@ -150,7 +150,7 @@ class Scheduler:
             ).in_item(index, job_id)
         if not news:
             return 0
-        return sum(written for _, written in self.store.schedule(news, mode, conn=conn))
+        return self.store.schedule_many(news, mode, conn=conn)
 
     def add_job(self, job: Job, *, conn: sa.Connection | None = None) -> Job:
         """Insert ``job`` exactly as given (attempts, last_error, created_at kept).

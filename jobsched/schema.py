@@ -1,29 +1,32 @@
 """The ``jobs`` table as SQLAlchemy Core sees it, and the column types that hide dialect quirks.
 
-Alembic revisions in ``migrations/`` create this schema; a test checks that they agree.
+Alembic revisions in ``migrations/`` create this schema; a test checks that they agree. What each
+database stores a column as (and the table options of MySQL/MariaDB) comes from the dialect seam,
+``jobsched.store.dialect``: this module names no database.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+
+if TYPE_CHECKING:
+    from jobsched.store import dialect as seam
 
 #: The Alembic revision this code expects (checked against the migrations by a test).
 SCHEMA_REVISION = "0001"
 #: jobsched's own Alembic version table, apart from the host application's ``alembic_version``.
 VERSION_TABLE = "jobsched_alembic_version"
 
-MYSQL_NAMES = ("mysql", "mariadb")
-#: Table options given under both dialect names: the ``mariadb`` dialect ignores ``mysql_*`` ones.
-TABLE_OPTIONS: dict[str, str] = {
-    f"{prefix}_{key}": value
-    for prefix in MYSQL_NAMES
-    for key, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
-}
+
+def _seam(dialect: Dialect) -> seam.Dialect:
+    """jobsched's dialect class for a SQLAlchemy dialect (the generic one for any other)."""
+    from jobsched.store.dialect import seam_for
+
+    return seam_for(dialect.name)
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -36,9 +39,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in MYSQL_NAMES:
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
+        return dialect.type_descriptor(_seam(dialect).datetime_type())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -55,7 +56,8 @@ class ExactString(sa.TypeDecorator[str]):
     """A string compared byte for byte on every backend.
 
     MySQL/MariaDB collations fold case and pad spaces (``'a' = 'A '``), so there it is a
-    ``VARBINARY`` of the UTF-8 bytes; SQLite compares text exactly already.
+    ``VARBINARY`` of the UTF-8 bytes; SQLite compares text exactly already
+    (``Dialect.exact_string_type``).
     """
 
     impl = sa.String
@@ -66,14 +68,7 @@ class ExactString(sa.TypeDecorator[str]):
         self.chars = length
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in MYSQL_NAMES:
-            return dialect.type_descriptor(mysql.VARBINARY(4 * self.chars))
-        return dialect.type_descriptor(sa.String(self.chars))
-
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
-        if value is not None and dialect.name in MYSQL_NAMES:
-            return value.encode("utf-8")
-        return value
+        return dialect.type_descriptor(_seam(dialect).exact_string_type(self.chars))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         if isinstance(value, bytes | bytearray):
@@ -88,14 +83,13 @@ class LongText(sa.TypeDecorator[str]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in MYSQL_NAMES:
-            return dialect.type_descriptor(mysql.MEDIUMTEXT())
-        return dialect.type_descriptor(sa.Text())
+        return dialect.type_descriptor(_seam(dialect).long_text_type())
 
 
 metadata = sa.MetaData()
 
-jobs = sa.Table(  # type: ignore[call-overload]
+# Typed as Any, as it has always been here: the store's statements are checked by their tests.
+jobs: Any = sa.Table(
     "jobs",
     metadata,
     sa.Column("job_id", ExactString(255), primary_key=True),
@@ -115,5 +109,6 @@ jobs = sa.Table(  # type: ignore[call-overload]
     sa.Column("claimed_until", UtcDateTime(), nullable=True),
     sa.Column("started_at", UtcDateTime(), nullable=True),
     sa.Index("ix_jobs_start", "start_time", "job_id"),
-    **TABLE_OPTIONS,
+    # The table options (MySQL's engine, charset and collation) are the dialect seam's
+    # (``jobsched.store.dialect.table_options``), given by the migrations that create tables.
 )

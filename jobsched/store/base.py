@@ -111,6 +111,11 @@ class Store(abc.ABC):
         (inside a caller's ``conn`` the caller must roll back, as after any error).
         """
 
+    def schedule_many(self, jobs: Sequence[NewJob], mode: Mode, *, conn: object = None) -> int:
+        """``schedule``, returning only how many jobs were written (created, or replaced in
+        RESCHEDULE mode): a store may then skip reading back the jobs that were there."""
+        return sum(written for _, written in self.schedule(jobs, mode, conn=conn))
+
     @abc.abstractmethod
     def get(self, job_id: str, *, conn: object = None) -> Job | None:
         """The job, or None; with ``conn``, as the caller's transaction sees it."""

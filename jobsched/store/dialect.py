@@ -5,12 +5,16 @@ A later backend (PostgreSQL) adds one class here; the store's SQL stays the same
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import inspect
 import os
 import re
+import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -32,7 +36,61 @@ OTHER = "other"
 
 
 class Dialect:
+    """What a database does its own way. The generic class is what SQLAlchemy does by default:
+    it stands for databases jobsched does not support when SQL is only compiled (``str(query)``).
+    """
+
     name = "generic"
+
+    # -- engines ----------------------------------------------------------------------------------
+
+    def create_engine(self, url: sa.URL) -> sa.Engine:
+        """The engine jobsched opens for ``url`` (a URL ``checked_url`` accepted)."""
+        raise UsageError(f"jobsched does not support {url.drivername}:// URLs; {SUPPORTED_URLS}")
+
+    def adopt_engine(self, engine: sa.Engine) -> sa.Engine:
+        """The engine to use for a caller's ``engine`` (``Scheduler(engine)``): the same pool,
+        with what jobsched's transactions need set per connection."""
+        return engine
+
+    def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
+        """The engine for ``insert_alone`` beside ``engine`` (jobsched's own if ``owned``,
+        else a caller's): a statement there is committed with one round trip at most. None if
+        there is no cheap way to have one (the store then writes in a transaction)."""
+        return None
+
+    def prepare(self, conn: sa.Connection) -> None:
+        """Settings that belong to the database itself rather than to a connection, made
+        before the migrations run (``migrate``)."""
+
+    def local_file(self, url: sa.URL) -> Path | None:
+        """The file a database lives in, when it is a plain file path (else None)."""
+        return None
+
+    def in_memory(self, url: sa.URL) -> bool:
+        """True if the database lives only as long as its connections."""
+        return False
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    #: Whether DDL runs inside a transaction (Alembic's ``transactional_ddl``).
+    transactional_ddl = False
+    #: Options of each table jobsched creates (``op.create_table(..., **options)``).
+    table_options: dict[str, str] = {}
+
+    def datetime_type(self) -> sa.types.TypeEngine[Any]:
+        """How ``schema.UtcDateTime`` is stored (naive UTC, to the microsecond)."""
+        return sa.DateTime()
+
+    def exact_string_type(self, chars: int) -> sa.types.TypeEngine[Any]:
+        """How ``schema.ExactString`` is stored: ``chars`` characters compared exactly."""
+        return sa.String(chars)
+
+    def long_text_type(self) -> sa.types.TypeEngine[Any]:
+        """How ``schema.LongText`` is stored: text up to 16 MiB."""
+        return sa.Text()
+
+    # -- what differs between databases while jobsched runs -------------------------------------
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         """What identifies the database ``engine`` connects to: equal for two engines on one
@@ -56,10 +114,6 @@ class Dialect:
 
     def insert_keep(self, rows: list[dict[str, Any]]) -> sa.Executable:
         """Insert rows; a row whose id exists is left as it is."""
-        raise NotImplementedError
-
-    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
-        """Insert rows; where the id exists, set ``replace`` (column: value or expression)."""
         raise NotImplementedError
 
     def classify(self, exc: sa.exc.DBAPIError) -> str:
@@ -145,11 +199,159 @@ class Dialect:
     #: Rows and bytes per multi-row statement when writing many jobs.
     batch_rows = 500
     batch_bytes = 4 * 1024 * 1024
+    #: True when ``insert_jobs`` writes a batch in one statement (atomic on its own); False
+    #: when it runs a statement per row.
+    multi_row_inserts = False
+
+    # -- new jobs -----------------------------------------------------------------------------
+
+    def insert_jobs(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """Insert ``rows`` (values of ``NEW_ROW_COLUMNS``; at most ``batch_rows`` rows and
+        about ``batch_bytes``) in this connection's transaction: one statement, or one run for
+        each row.
+
+        ``on_conflict`` says what happens where the id exists: ``FAIL`` (a duplicate-key
+        error), ``KEEP`` (the row stays as it is, locked as if written) or ``REPLACE`` (every
+        value of the new row but the claim, which stays; version + 1, not started).
+        """
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        statement, params = self.insert_statement(dbapi, rows, on_conflict)
+        if params is None:  # literals only: the driver must not look for placeholders
+            conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        else:
+            conn.exec_driver_sql(statement, params[0] if len(params) == 1 else params)
+
+    def insert_locked(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """``insert_jobs`` inside a caller's transaction, holding ``id_locks`` while it runs."""
+        with self.id_locks(conn, [row[0] for row in rows]):
+            self.insert_jobs(conn, rows, on_conflict)
+
+    def insert_alone(
+        self, engine: sa.Engine, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """``insert_jobs`` as a statement of its own on ``engine`` (``autocommit_engine``'s),
+        committed when it returns. It goes to the driver on a pooled connection, with errors
+        raised as SQLAlchemy raises them: a SQLAlchemy Connection costs more on the client
+        than the rest of a one-row insert."""
+        fairy = None
+        try:
+            fairy = engine.raw_connection()
+            dbapi = fairy.dbapi_connection
+            statement, params = self.insert_statement(dbapi, rows, on_conflict)
+            cursor = fairy.cursor()
+            try:
+                if params is None:
+                    cursor.execute(statement)
+                elif len(params) == 1:
+                    cursor.execute(statement, params[0])
+                else:
+                    cursor.executemany(statement, params)
+            finally:
+                cursor.close()
+            self.commit_alone(dbapi)
+        except engine.dialect.loaded_dbapi.Error as e:
+            dropped = fairy is not None and engine.dialect.is_disconnect(
+                e, fairy.dbapi_connection, None
+            )
+            if dropped:
+                assert fairy is not None
+                fairy.invalidate(e)
+                self.forget_connections(engine)
+            raise sa.exc.DBAPIError.instance(
+                None,
+                None,
+                e,
+                engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=dropped,
+                dialect=engine.dialect,
+            ) from e
+        finally:
+            if fairy is not None:
+                fairy.close()
+
+    def insert_statement(
+        self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> tuple[str, list[tuple[Any, ...]] | None]:
+        """``insert_jobs``'s statement for a DBAPI connection: its SQL and a parameter tuple
+        per row, or None when the values are literals in the SQL."""
+        raise NotImplementedError
+
+    def commit_alone(self, dbapi_conn: Any) -> None:
+        """Commit a statement ``insert_alone`` ran (nothing to do where it autocommits)."""
+
+    def forget_connections(self, engine: sa.Engine) -> None:
+        """After ``insert_alone`` found its connection dropped: what to do with the others
+        of ``engine``'s pool (SQLAlchemy's own statements invalidate the whole pool)."""
 
 
 class SqliteDialect(Dialect):
     name = "sqlite"
     batch_rows = 200  # SQLite limits bound parameters per statement
+    transactional_ddl = True
+
+    def create_engine(self, url: sa.URL) -> sa.Engine:
+        return self._engine(url)
+
+    def _engine(self, url: sa.URL, **options: Any) -> sa.Engine:
+        # A busy timeout of 5 s; connections move between the threads of a pass.
+        return sa.create_engine(
+            url,
+            connect_args={"timeout": 5.0, "check_same_thread": False},
+            pool_pre_ping=False,
+            **options,
+        )
+
+    def prepare(self, conn: sa.Connection) -> None:
+        # WAL lets readers run beside the writer; it is a property of the file (it persists).
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+    def local_file(self, url: sa.URL) -> Path | None:
+        if not url.database or url.database == ":memory:":
+            return None
+        if url.query.get("uri") or url.database.startswith("file:"):
+            return None
+        return Path(url.database)
+
+    def in_memory(self, url: sa.URL) -> bool:
+        return sqlite_in_memory(url)
+
+    def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
+        if owned and not self.in_memory(engine.url):
+            # Connections of its own in autocommit mode: a statement alone is its own
+            # transaction, as in pysqlite with isolation_level=None.
+            return self._engine(engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+        # A caller's engine, or an in-memory database (private to its pool): the same pool,
+        # and ``commit_alone`` commits (in-process; the fsync is the commit's either way).
+        return engine
+
+    def commit_alone(self, dbapi_conn: Any) -> None:
+        if dbapi_conn.isolation_level is not None:
+            dbapi_conn.commit()
+
+    def insert_statement(
+        self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> tuple[str, list[tuple[Any, ...]] | None]:
+        values = []
+        for row in rows:
+            expiry = row[4]
+            values.append(
+                (
+                    *row[:3],
+                    _utc_text(row[3]),
+                    None if expiry is None else _utc_text(expiry),
+                    row[5],
+                    row[6],
+                    _utc_text(row[7]),
+                    row[8],
+                    row[9],
+                )
+            )
+        return _SQLITE_INSERTS[on_conflict], values
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         # The file, as SQLite would open it now (relative to the current directory), with
@@ -177,11 +379,6 @@ class SqliteDialect(Dialect):
             .on_conflict_do_nothing(index_elements=["job_id"])
         )
 
-    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
-        stmt = sqlite_dialect.insert(jobs).values(rows)
-        set_ = {k: (stmt.excluded[k] if v is EXCLUDED else v) for k, v in replace.items()}
-        return stmt.on_conflict_do_update(index_elements=["job_id"], set_=set_)
-
     def classify(self, exc: sa.exc.DBAPIError) -> str:
         text = str(exc.orig).lower()
         if isinstance(exc, sa.exc.IntegrityError) and "unique" in text:
@@ -193,9 +390,6 @@ class SqliteDialect(Dialect):
         return OTHER
 
 
-#: Marker in ``upsert``'s ``replace``: take the value being inserted.
-EXCLUDED: Any = object()
-
 #: Seconds to wait for another writer of the same id before going ahead without the named lock.
 NAMED_LOCK_TIMEOUT = 20
 _MYSQL_BUSY = {1205, 1213}
@@ -204,8 +398,117 @@ _MYSQL_UNREACHABLE = {1044, 1045, 1049, 2002, 2003, 2005}
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
+class _Utf8Varbinary(mysql_dialect.VARBINARY):
+    """``VARBINARY`` holding a string's UTF-8 bytes: strings go in as their bytes."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        binary = super().bind_processor(dialect)  # type: ignore[no-untyped-call]
+
+        def process(value: Any) -> Any:
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            return value if binary is None else binary(value)
+
+        return process
+
+
 class MysqlDialect(Dialect):
     name = "mysql"
+    #: Under both dialect names: the ``mariadb`` dialect ignores ``mysql_*`` options.
+    table_options = {
+        f"{prefix}_{key}": value
+        for prefix in ("mysql", "mariadb")
+        for key, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+    }
+
+    def create_engine(self, url: sa.URL) -> sa.Engine:
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return _tuned(
+            sa.create_engine(url, pool_recycle=3600, isolation_level=self.isolation_level)
+        )
+
+    def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
+        # A pool of its own on jobsched's URL. A caller's engine cannot lend its pool: switching
+        # a connection to autocommit and back costs round trips of its own.
+        if not owned:
+            return None
+        options: dict[str, Any] = {}
+        if _SKIPS_AUTOCOMMIT_ROLLBACK:  # SQLAlchemy 2.0.43+
+            options["skip_autocommit_rollback"] = True
+        return _tuned(
+            sa.create_engine(
+                engine.url,
+                pool_recycle=3600,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,  # no transaction is ever left open on it
+                **options,
+            )
+        )
+
+    def forget_connections(self, engine: sa.Engine) -> None:
+        # Probably a restarted server: its other idle connections are dropped too. (The
+        # autocommit engine is always jobsched's own.)
+        engine.dispose()
+
+    #: Bytes per multi-row INSERT: well under every server's default ``max_allowed_packet``
+    #: (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on MySQL 8), as PyMySQL's executemany.
+    batch_bytes = 1024 * 1024
+    batch_rows = 2000
+    multi_row_inserts = True
+
+    def insert_statement(
+        self, dbapi_conn: Any, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> tuple[str, list[tuple[Any, ...]] | None]:
+        # Literals, not parameters: see ``_mysql_literals``.
+        values = ",".join(f"({literals})" for literals in _mysql_literals(dbapi_conn, rows))
+        return _MYSQL_INSERT + "VALUES " + values + _MYSQL_ON_CONFLICT[on_conflict], None
+
+    def insert_locked(
+        self, conn: sa.Connection, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        if len(rows) != 1:
+            super().insert_locked(conn, rows, on_conflict)
+            return
+        # One job (schedule_job(conn=...)): the named lock is taken by the INSERT itself, in
+        # the WHERE of its one-row SELECT, which runs before the row is written (or waited
+        # for), and released after: two round trips, not three. COALESCE(...) >= 0 is always
+        # true, whatever GET_LOCK returns (1, 0 after the timeout, NULL), but cannot be
+        # decided without calling it.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        [literals] = _mysql_literals(dbapi, rows)
+        [name] = self._lock_names(conn, [rows[0][0]])
+        statement = (
+            f"{_MYSQL_INSERT}SELECT {literals} FROM DUAL "
+            f"WHERE COALESCE(GET_LOCK('{name}', {NAMED_LOCK_TIMEOUT}), 0) >= 0"
+            f"{_MYSQL_ON_CONFLICT[on_conflict]}"
+        )
+        try:
+            conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        finally:
+            conn.exec_driver_sql(
+                f"DO RELEASE_LOCK('{name}')", execution_options={"no_parameters": True}
+            )
+
+    #: Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
+    isolation_level = "READ COMMITTED"
+
+    def adopt_engine(self, engine: sa.Engine) -> sa.Engine:
+        return engine.execution_options(isolation_level=self.isolation_level)
+
+    def datetime_type(self) -> sa.types.TypeEngine[Any]:
+        # Plain DATETIME drops (MariaDB) or rounds (MySQL) the microseconds.
+        return mysql_dialect.DATETIME(fsp=6)
+
+    def exact_string_type(self, chars: int) -> sa.types.TypeEngine[Any]:
+        # Collations fold case and pad spaces ('a' = 'A '); bytes compare exactly.
+        return _Utf8Varbinary(4 * chars)
+
+    def long_text_type(self) -> sa.types.TypeEngine[Any]:
+        return mysql_dialect.MEDIUMTEXT()
 
     def database_of(self, engine: sa.Engine) -> Hashable:
         url = engine.url
@@ -234,11 +537,6 @@ class MysqlDialect(Dialect):
         stmt = mysql_dialect.insert(jobs).values(rows)
         return stmt.on_duplicate_key_update(job_id=jobs.c.job_id)
 
-    def upsert(self, rows: list[dict[str, Any]], replace: dict[str, Any]) -> sa.Executable:
-        stmt = mysql_dialect.insert(jobs).values(rows)
-        set_ = {k: (stmt.inserted[k] if v is EXCLUDED else v) for k, v in replace.items()}
-        return stmt.on_duplicate_key_update(set_)
-
     def classify(self, exc: sa.exc.DBAPIError) -> str:
         args = getattr(exc.orig, "args", ())
         code = args[0] if args and isinstance(args[0], int) else None
@@ -260,21 +558,27 @@ class MysqlDialect(Dialect):
         # id. A named lock per id, held only around our statements, lets one writer at a time
         # wait on the row. Named locks are not transactional: we release them at once, and a
         # lock that times out is skipped (the statement then runs as it would without it).
+        names = self._lock_names(conn, job_ids)
+        # DO, not SELECT: no result set to send and read (the results are not needed). The
+        # names are hex digests: literals, no placeholders.
+        get = ", ".join(f"GET_LOCK('{name}', {NAMED_LOCK_TIMEOUT})" for name in names)
+        conn.exec_driver_sql(f"DO {get}", execution_options={"no_parameters": True})
+        try:
+            yield
+        finally:
+            release = ", ".join(f"RELEASE_LOCK('{name}')" for name in names)
+            conn.exec_driver_sql(f"DO {release}", execution_options={"no_parameters": True})
+
+    def _lock_names(self, conn: sa.Connection, job_ids: Sequence[str]) -> list[str]:
+        """The named locks of these ids in this database, sorted (no two callers wait on each
+        other's in opposite orders)."""
         database = conn.engine.url.database or ""
-        names = sorted(
+        return sorted(
             {
                 "jobsched:" + hashlib.sha1(f"{database}\0{job_id}".encode()).hexdigest()
                 for job_id in job_ids
             }
         )
-        params = {f"n{i}": name for i, name in enumerate(names)}
-        get = ", ".join(f"GET_LOCK(:n{i}, {NAMED_LOCK_TIMEOUT})" for i in range(len(names)))
-        conn.execute(sa.text(f"SELECT {get}"), params)
-        try:
-            yield
-        finally:
-            release = ", ".join(f"RELEASE_LOCK(:n{i})" for i in range(len(names)))
-            conn.execute(sa.text(f"SELECT {release}"), params)
 
     def lock_ids(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # By primary key, whatever the planner thinks of a short table: a scan would wait on
@@ -415,12 +719,37 @@ def sqlite_file(url: sa.URL) -> str | None:
     return None if database in ("", ":memory:") else database
 
 
+_SQLITE = SqliteDialect()
+_MYSQL = MysqlDialect()
+#: jobsched's dialect class for each SQLAlchemy dialect name it supports.
+_DIALECTS: dict[str, Dialect] = {"sqlite": _SQLITE, "mysql": _MYSQL, "mariadb": _MYSQL}
+_GENERIC = Dialect()
+
+
 def dialect_for(name: str) -> Dialect:
-    if name == "sqlite":
-        return SqliteDialect()
-    if name in ("mysql", "mariadb"):
-        return MysqlDialect()
-    raise UsageError(f"jobsched does not support {name!r} databases yet; {SUPPORTED_URLS}")
+    """The dialect of a SQLAlchemy dialect name (``UsageError`` if jobsched does not support
+    that database)."""
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise UsageError(
+            f"jobsched does not support {name!r} databases yet; {SUPPORTED_URLS}"
+        ) from None
+
+
+def seam_for(name: str) -> Dialect:
+    """As ``dialect_for``, with the generic dialect for any other name (SQL compiled for
+    display, or by a database jobsched refuses elsewhere)."""
+    return _DIALECTS.get(name, _GENERIC)
+
+
+def table_options() -> dict[str, str]:
+    """The table options of every dialect, for a migration's ``op.create_table`` (each
+    database's SQLAlchemy dialect reads its own and ignores the others)."""
+    options: dict[str, str] = {}
+    for dialect in (_SQLITE, _MYSQL):
+        options.update(dialect.table_options)
+    return options
 
 
 #: What an error about an unsupported URL suggests instead.
@@ -462,3 +791,151 @@ def sqlite_in_memory(url: sa.URL) -> bool:
     if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
         database = database.removeprefix("file:").split("?")[0]
     return database in ("", ":memory:")
+
+
+# -- new jobs ---------------------------------------------------------------------------------
+
+#: The values of a new job's row, in ``Dialect.insert_jobs``'s order (the claim columns are
+#: left NULL): job_id, handler, data (JSON text), start_time, expiry, attempts, max_attempts,
+#: created_at (aware datetimes), last_error, version.
+NEW_ROW_COLUMNS = (
+    "job_id",
+    "handler",
+    "data",
+    "start_time",
+    "expiry",
+    "attempts",
+    "max_attempts",
+    "created_at",
+    "last_error",
+    "version",
+)
+NewRow = tuple[Any, ...]
+
+
+class OnConflict(enum.Enum):
+    """What ``Dialect.insert_jobs`` does with a row whose id exists."""
+
+    FAIL = "fail"  # a duplicate-key error (nothing of the statement is written)
+    KEEP = "keep"  # the existing row stays, locked by the statement as if it were written
+    REPLACE = "replace"  # the new values, the claim kept; version + 1 and not started
+
+
+#: What REPLACE takes from the new row (everything but the id, the version and the claim).
+_REPLACED = NEW_ROW_COLUMNS[1:-1]
+_COLUMN_LIST = ", ".join(NEW_ROW_COLUMNS)
+
+_SQLITE_INSERT = (
+    f"INSERT INTO {jobs.name} ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(NEW_ROW_COLUMNS))})"
+)
+_SQLITE_INSERTS = {
+    OnConflict.FAIL: _SQLITE_INSERT,
+    OnConflict.KEEP: _SQLITE_INSERT + " ON CONFLICT (job_id) DO NOTHING",
+    OnConflict.REPLACE: _SQLITE_INSERT
+    + " ON CONFLICT (job_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _REPLACED)
+    + ", version = version + 1, started_at = NULL",
+}
+
+_MYSQL_INSERT = f"INSERT INTO {jobs.name} ({_COLUMN_LIST}) "
+_MYSQL_ON_CONFLICT = {
+    OnConflict.FAIL: "",
+    # Not INSERT IGNORE: it takes a shared lock on an existing row (a later exclusive read
+    # deadlocks) and turns data errors into warnings. ON DUPLICATE KEY takes an exclusive one.
+    OnConflict.KEEP: " ON DUPLICATE KEY UPDATE job_id = job_id",
+    OnConflict.REPLACE: " ON DUPLICATE KEY UPDATE "
+    + ", ".join(f"{name} = VALUES({name})" for name in _REPLACED)
+    + ", version = version + 1, started_at = NULL",
+}
+
+
+def _mysql_literals(dbapi_conn: Any, rows: Sequence[NewRow]) -> list[str]:
+    """Each row's values as MySQL literals, comma-separated.
+
+    PyMySQL escapes each parameter in Python (most of a bulk insert's time); literals rendered
+    here take a fraction of that: ids as hex (bytes, whatever the connection's character set),
+    text escaped by the connection (it knows NO_BACKSLASH_ESCAPES), times as naive UTC,
+    numbers as digits (``:d`` refuses anything else).
+    """
+    escape = dbapi_conn.escape
+    times: dict[datetime, str] = {}  # most jobs of a batch share a start and a creation
+    hexed: dict[str, str] = {}
+    literals = []
+    for row in rows:
+        job_id, handler, data, start, expiry, attempts, max_attempts, created, error, version = row
+        name = hexed.get(handler)
+        if name is None:
+            name = hexed[handler] = str.encode(handler, "utf-8").hex()
+        literals.append(
+            f"X'{str.encode(job_id, 'utf-8').hex()}',X'{name}',{escape(str(data))},"
+            f"{times.get(start) or times.setdefault(start, _time_literal(start))},"
+            f"{'NULL' if expiry is None else _time_literal(expiry)},"
+            f"{attempts:d},{max_attempts:d},"
+            f"{times.get(created) or times.setdefault(created, _time_literal(created))},"
+            f"{'NULL' if error is None else escape(str(error))},{version:d}"
+        )
+    return literals
+
+
+def _time_literal(value: datetime) -> str:
+    return f"'{_utc_text(value)}'"
+
+
+def _utc_text(value: datetime) -> str:
+    """An aware datetime as naive UTC text to the microsecond (``2026-01-05 09:00:00.000000``):
+    what SQLAlchemy stores in SQLite, and a MySQL ``DATETIME(6)`` literal."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+# -- MySQL connections ------------------------------------------------------------------------
+
+#: A pooled connection idle longer than this is pinged before use (one round trip, small next
+#: to the time it sat idle); one used more recently is used as it is, and a statement that
+#: finds it dropped is retried.
+IDLE_PING_SECONDS = 1.0
+_IDLE_SINCE = "jobsched_idle_since"
+_SKIPS_AUTOCOMMIT_ROLLBACK = (
+    "skip_autocommit_rollback"
+    in inspect.signature(sa.engine.default.DefaultDialect.__init__).parameters
+)
+
+
+def _tuned(engine: sa.Engine) -> sa.Engine:
+    """``engine`` with what jobsched's MySQL engines do on connect, checkout and checkin."""
+    from pymysql.constants import FIELD_TYPE
+
+    @sa.event.listens_for(engine, "connect")
+    def fast_datetimes(dbapi_conn: Any, record: Any) -> None:
+        # PyMySQL parses DATETIME with a regular expression; the server's text is ISO 8601.
+        dbapi_conn.decoders[FIELD_TYPE.DATETIME] = _datetime_from_text
+
+    @sa.event.listens_for(engine, "checkin")
+    def idle_from(dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        # Instead of pool_pre_ping's round trip before every use: only a connection that sat
+        # idle a while (the server may have dropped it: wait_timeout, KILL, a restart).
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:
+            # Probably a restarted server: SQLAlchemy replaces every connection made before.
+            raise sa.exc.InvalidatePoolError(f"an idle connection was dropped: {e}") from e
+
+    return engine
+
+
+def _datetime_from_text(text: str | bytes) -> Any:
+    """A DATETIME column's value as PyMySQL would decode it, without its regular expression."""
+    try:
+        return datetime.fromisoformat(text if isinstance(text, str) else text.decode("ascii"))
+    except ValueError:
+        from pymysql.converters import convert_datetime
+
+        return convert_datetime(text)  # zero dates and other oddities, PyMySQL's way

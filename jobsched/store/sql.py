@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -30,17 +29,18 @@ from jobsched.store.dialect import (
     BUSY,
     DISCONNECTED,
     DUPLICATE,
-    EXCLUDED,
     UNREACHABLE,
+    NewRow,
+    OnConflict,
     checked_url,
     chunks,
     dialect_for,
     family,
-    sqlite_in_memory,
 )
 
 log = logging.getLogger("jobsched")
 T = TypeVar("T")
+K = TypeVar("K")
 
 c = jobs.c
 _CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None}
@@ -59,21 +59,10 @@ BOOKKEEPING_PATIENCE = 60.0
 
 
 def create_engine(url: sa.URL) -> sa.Engine:
-    """An engine set up the way jobsched needs it for ``url`` (SQLite or MySQL/MariaDB)."""
+    """An engine set up the way jobsched needs it for ``url`` (``UsageError`` for a database or
+    driver jobsched does not support)."""
     url = checked_url(url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return sa.create_engine(
-            url, connect_args={"timeout": 5.0, "check_same_thread": False}, pool_pre_ping=False
-        )
-    if backend in ("mysql", "mariadb"):
-        if "charset" not in url.query:
-            url = url.update_query_dict({"charset": "utf8mb4"})
-        return sa.create_engine(
-            url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
-        )
-    dialect_for(backend)  # raises the clear "not supported" error
-    raise AssertionError
+    return dialect_for(url.get_backend_name()).create_engine(url)
 
 
 class SqlStore(Store):
@@ -81,10 +70,13 @@ class SqlStore(Store):
 
     def __init__(self, engine: sa.Engine, *, owned: bool) -> None:
         self.dialect = dialect_for(engine.dialect.name)
-        if not owned and self.dialect.name == "mysql":
-            # Claims skip locked rows; REPEATABLE READ's gap locks would make runners collide.
-            engine = engine.execution_options(isolation_level="READ COMMITTED")
+        #: The engine as given (a caller's own, before ``adopt_engine``).
+        self._given = engine
+        if not owned:
+            engine = self.dialect.adopt_engine(engine)
         self.engine = engine
+        #: For writes of one statement (None: they run in a transaction on ``engine``).
+        self.autocommit = self.dialect.autocommit_engine(engine, owned=owned)
         self.owned = owned
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -96,23 +88,18 @@ class SqlStore(Store):
 
     @property
     def persistent(self) -> bool:
-        return not sqlite_in_memory(self.engine.url)
+        return not self.dialect.in_memory(self.engine.url)
 
     def close(self) -> None:
         if self.owned:
             self.engine.dispose()
-
-    def _sqlite_path(self) -> Path | None:
-        url = self.engine.url
-        if self.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
-            return None
-        if url.query.get("uri") or url.database.startswith("file:"):
-            return None
-        return Path(url.database)
+            if self.autocommit is not None and self.autocommit.pool is not self.engine.pool:
+                self.autocommit.dispose()
 
     def _check_directory(self) -> None:
-        """A SQLite file's directory must exist: SQLite creates the file, never the directory."""
-        path = self._sqlite_path()
+        """A database file's directory must exist: SQLite creates the file, never the
+        directory."""
+        path = self.dialect.local_file(self.engine.url)
         if path is None or path.exists():
             return
         directory = path.resolve().parent
@@ -136,8 +123,7 @@ class SqlStore(Store):
         try:
             with self.engine.connect() as conn:
                 self.dialect.check_server(conn)
-                if self.dialect.name == "sqlite":
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                self.dialect.prepare(conn)
                 before = self._revision(conn)
                 conn.commit()
             upgrade(self.engine)
@@ -155,7 +141,7 @@ class SqlStore(Store):
             if self._ready:
                 return
             self._check_directory()
-            path = self._sqlite_path()
+            path = self.dialect.local_file(self.engine.url)
             if path is not None and not path.exists():
                 raise SchemaError(
                     f"no jobsched database at {path.resolve()}: run `jobsched migrate` to create "
@@ -228,7 +214,7 @@ class SqlStore(Store):
         database. What identifies a database is compared (backend, host, port and database;
         SQLite's file), so the caller's own Engine on the same database is welcome."""
         other = conn.engine
-        if other is self.engine:
+        if other is self.engine or other is self._given:
             return
         if family(other.dialect.name) == self.dialect.name and self.dialect.database_of(
             other
@@ -255,97 +241,227 @@ class SqlStore(Store):
         )
 
     # -- scheduling -----------------------------------------------------------------------------
+    #
+    # Outside a caller's transaction one job is one statement on the autocommit engine (one
+    # round trip: NEW a plain INSERT, IGNORE_IF_EXISTS an INSERT and, if the id exists, one
+    # read; RESCHEDULE an upsert); many jobs are multi-row statements in one transaction. No
+    # named locks: a statement that collides with another writer's is retried. Inside a
+    # caller's transaction (``conn``) a named lock per id keeps concurrent callers from
+    # deadlocking, since their transactions cannot be retried.
 
     def schedule(
         self, jobs_: Sequence[NewJob], mode: Mode, *, conn: object = None
     ) -> list[tuple[Job, bool]]:
         caller = _as_connection(conn)
-
-        def work(connection: sa.Connection) -> list[tuple[Job, bool]]:
-            results: list[tuple[Job, bool]] = []
-            for batch in self._batches(jobs_):
-                with self.dialect.id_locks(connection, [nj.job.job_id for nj in batch]):
-                    if mode is Mode.NEW:
-                        results.extend(self._insert_new(connection, batch))
-                    elif mode is Mode.IGNORE_IF_EXISTS:
-                        locking = caller is not None
-                        results.extend(self._insert_keep(connection, batch, locking=locking))
-                    else:
-                        results.extend(self._upsert(connection, batch))
+        rows = _new_rows(jobs_)
+        if caller is not None:
+            return self.transaction(
+                lambda c: self._schedule_in(c, jobs_, rows, mode), write=True, conn=caller
+            )
+        if mode is Mode.IGNORE_IF_EXISTS and len(rows) == 1:
+            single = self._alone(rows, mode)
+            return [self._write(lambda c, e: self._ignore_one(c, jobs_[0], rows[0]), alone=single)]
+        created = self._write(
+            lambda c, earlier: self._insert(c, rows, mode, earlier), alone=self._alone(rows, mode)
+        )
+        results = [(nj.job, written) for nj, written in zip(jobs_, created, strict=True)]
+        if all(created):
             return results
+        # IGNORE_IF_EXISTS: the jobs that were there before, as they are now.
+        existing = {
+            row.job_id: _job(row)
+            for row in self._rows_of([job.job_id for job, written in results if not written])
+        }
+        return [(existing.get(job.job_id, job), written) for job, written in results]
 
-        return self.transaction(work, write=True, conn=caller)
+    def schedule_many(self, jobs_: Sequence[NewJob], mode: Mode, *, conn: object = None) -> int:
+        if conn is not None:
+            return super().schedule_many(jobs_, mode, conn=conn)
+        rows = _new_rows(jobs_)
+        created = self._write(
+            lambda c, earlier: self._insert(c, rows, mode, earlier), alone=self._alone(rows, mode)
+        )
+        return sum(created)
 
-    def _batches(self, items: Sequence[NewJob]) -> Iterator[Sequence[NewJob]]:
-        start, size = 0, 0
-        for i, item in enumerate(items):
-            size += len(item.payload.encode("utf-8")) + 512
-            if i > start and (
-                i - start >= self.dialect.batch_rows or size > self.dialect.batch_bytes
-            ):
-                yield items[start:i]
-                start, size = i, len(item.payload.encode("utf-8")) + 512
-        if start < len(items):
-            yield items[start:]
+    def _alone(self, rows: Sequence[NewRow], mode: Mode) -> bool:
+        """Whether writing ``rows`` is one statement that needs no transaction: one row, or
+        (NEW, RESCHEDULE) rows that fit one multi-row statement. IGNORE_IF_EXISTS reads the
+        versions after its statement: in a transaction, the rows it wrote are still ours."""
+        if self.autocommit is None:
+            return False
+        if len(rows) == 1:
+            return True
+        return (
+            mode is not Mode.IGNORE_IF_EXISTS
+            and self.dialect.multi_row_inserts
+            and len(rows) <= self.dialect.batch_rows
+            and next(self._batches(rows)) is rows
+        )
 
-    def _insert_new(self, conn: sa.Connection, batch: Sequence[NewJob]) -> list[tuple[Job, bool]]:
-        ids = [nj.job.job_id for nj in batch]
-        existing = self._existing(conn, ids)
-        if existing:
-            raise JobExistsError(next(i for i in ids if i in existing))
+    def _write(self, work: Callable[[sa.Connection | None, bool], T], *, alone: bool) -> T:
+        """Run ``work(connection, earlier)`` outside any caller's transaction: with no
+        connection (each statement alone, on the autocommit engine) if ``alone``, else in one
+        transaction.
+
+        Retried while the database is busy, and once after a dropped connection, with
+        ``earlier`` True: the dropped attempt may have been committed all the same (its rows,
+        found by the versions it wrote, are then ours).
+        """
+        self.ensure_ready()
+        deadline = time.monotonic() + API_PATIENCE
+        delay = 0.01
+        earlier = False
+        while True:
+            try:
+                if alone:
+                    return work(None, earlier)
+                with self.engine.connect() as connection:
+                    self.dialect.begin(connection, write=True)
+                    result = work(connection, earlier)
+                    connection.commit()
+                    return result
+            except _Vanished:
+                pass  # the row we collided with is gone: write again
+            except sa.exc.DBAPIError as e:
+                kind = self.dialect.classify(e)
+                if kind == DISCONNECTED and not earlier:
+                    earlier = True
+                    log.debug("writing again after a dropped connection: %s", e.orig)
+                    continue
+                if kind != BUSY or time.monotonic() + delay > deadline:
+                    raise self._translate(e) from e
+                log.debug("retrying a busy write after %s: %s", type(e).__name__, e.orig)
+            if time.monotonic() + delay > deadline:
+                raise DatabaseError(
+                    f"the database {self.describe()} is busy: jobs being scheduled kept "
+                    "colliding with other writers",
+                    retryable=True,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _put(
+        self, conn: sa.Connection | None, rows: Sequence[NewRow], on_conflict: OnConflict
+    ) -> None:
+        """Insert ``rows`` (one statement's worth) in ``conn``'s transaction, or alone."""
+        if conn is None:
+            assert self.autocommit is not None
+            self.dialect.insert_alone(self.autocommit, rows, on_conflict)
+        else:
+            self.dialect.insert_jobs(conn, rows, on_conflict)
+
+    def _read(self, conn: sa.Connection | None, read: Callable[[sa.Connection, K], T], key: K) -> T:
+        """``read(connection, key)`` in ``conn``, or alone on the autocommit engine."""
+        if conn is not None:
+            return read(conn, key)
+        assert self.autocommit is not None
+        with self.autocommit.connect() as connection:
+            return read(connection, key)
+
+    def _insert(
+        self, conn: sa.Connection | None, rows: Sequence[NewRow], mode: Mode, earlier: bool
+    ) -> list[bool]:
+        """Write ``rows`` in ``mode``; for each, whether it was created (or replaced)."""
+        on_conflict = _ON_CONFLICT[mode]
+        created: list[bool] = []
+        for batch in self._batches(rows):
+            try:
+                self._put(conn, batch, on_conflict)
+            except sa.exc.IntegrityError as e:
+                if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
+                    raise
+                if len(batch) == 1 and not earlier:
+                    raise JobExistsError(batch[0][0]) from None  # it existed as we wrote
+                found = self._read(conn, self._versions, [row[0] for row in batch])
+                _refuse_existing(batch, found, earlier=earlier)
+                return [True] * len(rows)  # an earlier attempt wrote them all after all
+            if on_conflict is OnConflict.KEEP:
+                found = self._read(conn, self._versions, [row[0] for row in batch])
+                created.extend(found.get(row[0]) == row[-1] for row in batch)
+            else:
+                created.extend([True] * len(batch))
+        return created
+
+    def _versions(self, conn: sa.Connection, ids: list[str]) -> dict[str, int]:
+        """The version of each of these jobs that exists."""
+        query = sa.select(c.job_id, c.version).where(c.job_id.in_(ids))
+        return {job_id: version for job_id, version in conn.execute(query)}
+
+    def _ignore_one(self, conn: sa.Connection | None, nj: NewJob, row: NewRow) -> tuple[Job, bool]:
+        """IGNORE_IF_EXISTS for one job on its own: a plain INSERT, and only if the id exists
+        a read of the job that is there."""
         try:
-            conn.execute(jobs.insert().values([_row(nj, new_version()) for nj in batch]))
+            self._put(conn, [row], OnConflict.FAIL)
         except sa.exc.IntegrityError as e:
             if self.dialect.classify(e) != DUPLICATE:
                 raise
-            existing = self._existing(conn, ids)
-            raise JobExistsError(next((i for i in ids if i in existing), ids[0])) from None
-        return [(nj.job, True) for nj in batch]
+            found = self._read(conn, self._row, nj.job.job_id)
+            if found is None:
+                raise _Vanished from None
+            if found.version == row[-1]:  # ours: written by an attempt whose commit we missed
+                return nj.job, True
+            return _job(found), False
+        return nj.job, True
 
-    def _existing(self, conn: sa.Connection, ids: list[str]) -> set[str]:
-        return set(conn.execute(sa.select(c.job_id).where(c.job_id.in_(ids))).scalars())
+    def _rows_of(self, ids: list[str]) -> list[sa.Row[Any]]:
+        def work(conn: sa.Connection) -> list[sa.Row[Any]]:
+            found: list[sa.Row[Any]] = []
+            for chunk in chunks(ids):
+                found.extend(conn.execute(sa.select(jobs).where(c.job_id.in_(chunk))))
+            return found
 
-    def _insert_keep(
-        self, conn: sa.Connection, batch: Sequence[NewJob], *, locking: bool
+        return self.transaction(work, write=False)
+
+    def _schedule_in(
+        self, conn: sa.Connection, jobs_: Sequence[NewJob], rows: Sequence[NewRow], mode: Mode
     ) -> list[tuple[Job, bool]]:
-        rows = [_row(nj, new_version()) for nj in batch]
-        conn.execute(self.dialect.insert_keep(rows))
-        # A row carrying the random version we wrote is ours; any other existed before.
-        if locking:
-            found = {}
-            for nj in batch:
-                query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == nj.job.job_id))
-                row = conn.execute(query).one()
-                found[row.job_id] = row
-        else:
-            query = sa.select(jobs).where(c.job_id.in_([nj.job.job_id for nj in batch]))
-            found = {row.job_id: row for row in conn.execute(query)}
-        results = []
-        for nj, written in zip(batch, rows, strict=True):
-            row = found[nj.job.job_id]
-            created = row.version == written["version"]
-            results.append((nj.job if created else _job(row), created))
+        """``schedule`` inside a caller's transaction: each batch under named locks of its ids
+        (MySQL), an IGNORE_IF_EXISTS job read back with a lock."""
+        on_conflict = _ON_CONFLICT[mode]
+        results: list[tuple[Job, bool]] = []
+        start = 0
+        for batch in self._batches(rows):
+            news = jobs_[start : start + len(batch)]
+            start += len(batch)
+            try:
+                self.dialect.insert_locked(conn, batch, on_conflict)
+            except sa.exc.IntegrityError as e:
+                if on_conflict is not OnConflict.FAIL or self.dialect.classify(e) != DUPLICATE:
+                    raise
+                try:
+                    _refuse_existing(
+                        batch, self._versions(conn, [r[0] for r in batch]), earlier=False
+                    )
+                except _Vanished:
+                    # Committed after the caller's snapshot, so a plain read misses it.
+                    raise JobExistsError(batch[0][0]) from None
+            if on_conflict is not OnConflict.KEEP:
+                results.extend((nj.job, True) for nj in news)
+                continue
+            # The row is locked by our statement: a locking read sees its newest state.
+            for nj, row in zip(news, batch, strict=True):
+                query = self.dialect.lock_rows(sa.select(jobs).where(c.job_id == row[0]))
+                current = conn.execute(query).one()
+                created = current.version == row[-1]
+                results.append((nj.job if created else _job(current), created))
         return results
 
-    def _upsert(self, conn: sa.Connection, batch: Sequence[NewJob]) -> list[tuple[Job, bool]]:
-        rows = [_row(nj, new_version()) for nj in batch]
-        replace: dict[str, Any] = {
-            name: EXCLUDED
-            for name in (
-                "handler",
-                "data",
-                "start_time",
-                "expiry",
-                "attempts",
-                "max_attempts",
-                "created_at",
-                "last_error",
-            )
-        }
-        # The claim stays: a running attempt keeps its job until it ends (it cannot start twice).
-        replace.update(version=c.version + 1, started_at=None)
-        conn.execute(self.dialect.upsert(rows, replace))
-        return [(nj.job, True) for nj in batch]
+    def _batches(self, rows: Sequence[NewRow]) -> Iterator[Sequence[NewRow]]:
+        """``rows`` cut into statements of at most ``batch_rows`` rows and about
+        ``batch_bytes``."""
+        most_rows, most_bytes = self.dialect.batch_rows, self.dialect.batch_bytes
+        start, size = 0, 0
+        for i, row in enumerate(rows):
+            data: str = row[2]
+            length = (len(data) if data.isascii() else len(data.encode("utf-8"))) + 512
+            if i > start and (i - start >= most_rows or size + length > most_bytes):
+                yield rows[start:i]
+                start, size = i, 0
+            size += length
+        if start == 0:
+            yield rows
+        elif start < len(rows):
+            yield rows[start:]
 
     def get(self, job_id: str, *, conn: object = None) -> Job | None:
         caller = _as_connection(conn)
@@ -765,6 +881,50 @@ def _as_connection(conn: object) -> sa.Connection | None:
     if conn is None or isinstance(conn, sa.Connection):
         return conn
     raise UsageError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
+
+
+class _Vanished(Exception):
+    """The row a new job collided with was gone when we looked: write again."""
+
+
+def _refuse_existing(batch: Sequence[NewRow], found: dict[str, int], *, earlier: bool) -> None:
+    """After a duplicate key in ``batch``, given the versions ``found`` of its ids:
+    ``JobExistsError`` for the first that exists with a version other than the one we wrote.
+    Returns if those found are all ours and ``earlier`` (an attempt whose commit we did not
+    see wrote them); else the row we collided with has gone meanwhile (``_Vanished``)."""
+    for job_id, *_, version in batch:
+        if job_id in found and found[job_id] != version:
+            raise JobExistsError(job_id)
+    if earlier and found:
+        return
+    raise _Vanished
+
+
+_ON_CONFLICT = {
+    Mode.NEW: OnConflict.FAIL,
+    Mode.IGNORE_IF_EXISTS: OnConflict.KEEP,
+    Mode.RESCHEDULE: OnConflict.REPLACE,
+}
+
+
+def _new_rows(news: Sequence[NewJob]) -> list[NewRow]:
+    """The rows of new jobs (``NEW_ROW_COLUMNS``), each with a random first version."""
+    return [
+        (
+            job.job_id,
+            job.handler,
+            nj.payload,
+            job.start,
+            job.expiry,
+            job.attempts,
+            job.max_attempts,
+            job.created_at,
+            job.last_error,
+            new_version(),
+        )
+        for nj in news
+        for job in (nj.job,)
+    ]
 
 
 def _row(nj: NewJob, version: int) -> dict[str, Any]:

@@ -11,14 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from jobsched.schema import TABLE_OPTIONS, ExactString, LongText, UtcDateTime
+from jobsched.schema import ExactString, LongText, UtcDateTime
+from jobsched.store.dialect import table_options
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-OPTIONS: dict[str, Any] = dict(TABLE_OPTIONS)
+OPTIONS: dict[str, Any] = table_options()
 
 
 def upgrade() -> None:

@@ -400,7 +400,7 @@ def wait_for_lock_waits(engine: sa.Engine, count: int) -> None:
     query = (
         "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() "
         "AND command = 'Query' "
-        "AND (info LIKE 'INSERT INTO jobs%%' OR info LIKE 'SELECT GET_LOCK%%')"
+        "AND (info LIKE 'INSERT INTO jobs%%' OR info LIKE 'DO GET_LOCK%%')"
     )
     while raw(engine, query)[0][0] < count:
         assert time.monotonic() < deadline, "the waiters never queued"
