@@ -107,6 +107,8 @@ class Pass:
         # Jobs this pass took that are still in the table (kept, retried, deferred, given back,
         # or changed while they ran): a pass runs each job at most once, even if due again.
         self._taken_present: set[str] = set()
+        #: The time of the pass's first claim: it takes only the jobs due by then.
+        self._due_by: datetime | None = None
         # Handler time and count since the last claim: the next batch's size follows them.
         self._handler_seconds = 0.0
         self._handler_runs = 0
@@ -245,14 +247,18 @@ class Pass:
         return next_batch_size(batch, seconds, runs, self.options.concurrency)
 
     def _claim(self, want: int, cursor: Cursor | None) -> list[Claim]:
+        now = self.clock.now()
+        if self._due_by is None:
+            self._due_by = now  # a pass takes the jobs due when it began: later ones wait
         request = ClaimRequest(
-            now=self.clock.now(),
+            now=now,
             limit=want,
             runner=self.runner,
             lease_for=self.registry.timeout_for,
             lost_error=lost_attempt_error,
             after=cursor,
             handlers=self.options.handlers,
+            due_by=self._due_by,
         )
         return self.outbox.claim(request)
 

@@ -84,6 +84,9 @@ class ClaimRequest:
     after: Cursor | None = None
     #: Only jobs of these handlers (None: every job).
     handlers: tuple[str, ...] | None = None
+    #: Only jobs whose start is at or before this (None: ``now``): a pass takes the jobs that
+    #: were due when it began.
+    due_by: datetime | None = None
 
 
 class Store(abc.ABC):

@@ -237,6 +237,7 @@ class MemoryStore(Store):
         self, request: ClaimRequest, ops: Sequence[Op] = ()
     ) -> tuple[list[Claim], list[bool]]:
         now = request.now if request.now.tzinfo is UTC else request.now.astimezone(UTC)
+        due_by = now if request.due_by is None else min(now, request.due_by.astimezone(UTC))
         after = request.after
         served = None if request.handlers is None else frozenset(request.handlers)
         claims: list[Claim] = []
@@ -255,7 +256,7 @@ class MemoryStore(Store):
             try:
                 while len(claims) < request.limit:
                     entry = self._top(self._waiting)
-                    if entry is None or entry[0] > now:
+                    if entry is None or entry[0] > due_by:
                         break
                     heapq.heappop(self._waiting)
                     row = self._rows[entry[1]]

@@ -567,7 +567,7 @@ class SqlStore(Store):
         self, request: ClaimRequest, ops: Sequence[Op] = ()
     ) -> tuple[list[Claim], list[bool]]:
         query: sa.Select[Any] = sa.select(*_CLAIMED).where(
-            c.start_time <= request.now,
+            c.start_time <= (request.now if request.due_by is None else request.due_by),
             sa.or_(c.claimed_until.is_(None), c.claimed_until <= request.now),
         )
         if request.handlers is not None:

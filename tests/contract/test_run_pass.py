@@ -591,3 +591,27 @@ def test_a_handler_never_starts_on_a_claim_that_may_run_out_before_it_could(
     job = scheduler.get_job("2-later")
     assert job is not None and job.attempts == 0  # given back: no attempt spent
     assert outcomes(scheduler.run_due_jobs()) == {"2-later": Outcome.SUCCEEDED}
+
+
+def test_a_pass_takes_the_jobs_due_when_it_began_and_leaves_later_ones_to_the_next(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    def chain(job: Job) -> None:
+        clock.advance(timedelta(seconds=1))
+        # Due at once, which is after this pass began: the next pass runs it.
+        scheduler.schedule_job(f"after-{job.job_id}", timedelta(0), "h")
+
+    later = Calls()
+    scheduler.registry.register("chain", chain)
+    scheduler.registry.register("h", later)
+    scheduler.schedule_job("first", timedelta(seconds=-5), "chain")
+    scheduler.schedule_job("second", timedelta(seconds=-4), "chain")
+    assert outcomes(scheduler.run_due_jobs()) == {
+        "first": Outcome.SUCCEEDED,
+        "second": Outcome.SUCCEEDED,
+    }
+    assert later.ids == []
+    assert outcomes(scheduler.run_due_jobs()) == {
+        "after-first": Outcome.SUCCEEDED,
+        "after-second": Outcome.SUCCEEDED,
+    }
