@@ -22,7 +22,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,19 +134,14 @@ class Pass:
         self.check_handlers()
         began = time.monotonic()
         opts = self.options
-        batch = max(opts.first_batch, 2 * opts.concurrency)
         pending: deque[Claim] = deque()
         in_flight: set[Future[None]] = set()
-        cursor: Cursor | None = None
-        claimed = 0  # jobs this pass has asked for and got (its --limit counts them)
-        exhausted = False
-        ask_ahead = False
         pool = None
         if opts.concurrency > 1:
             pool = ThreadPoolExecutor(opts.concurrency, thread_name_prefix="jobsched-handler")
         # With handlers in this thread, the next batch is claimed in another one meanwhile (a
         # store that batches writes only: they cost a round trip there).
-        ahead = _Ahead(self._claim) if pool is None and self.store.batches_writes else None
+        feed = _Feed(self, ahead=pool is None and self.store.batches_writes)
         if self.clock.is_real:
             self.heartbeat.start()
         self.outbox.open()
@@ -160,46 +154,14 @@ class Pass:
                 )
                 if self.stop.is_set() or out_of_time:
                     break
-                room = None if opts.limit is None else opts.limit - claimed
-                if not pending and ((ahead is not None and ahead.asked) or not exhausted):
-                    if ahead is not None and ahead.asked:
-                        want, claims = ahead.result()
-                    else:
-                        batch = self._next_batch(batch)
-                        want = batch if room is None else min(batch, room)
-                        if want <= 0:
-                            exhausted = True
-                            continue
-                        claims = self._claim(want, cursor)
-                    claimed += len(claims)
-                    # Fewer than asked: the due jobs may be running out, or other runners hold
-                    # some of them (claimed, or being claimed). Only an empty claim ends the pass.
-                    exhausted = not claims
-                    if claims:
-                        cursor = (claims[-1].job.start, claims[-1].job.job_id)
-                    for claim in claims:
-                        if claim.job.job_id in self._taken_present:
-                            # Taken earlier in this pass: a pass runs each job at most once.
-                            self.outbox.put(Op(OpKind.RELEASE, claim))
-                            continue
-                        pending.append(claim)
-                        self.heartbeat.hold(claim)
-                    # The next batch is asked for once a handler of this one has run: its size
-                    # follows how long they take.
-                    ask_ahead = ahead is not None and len(claims) == want
+                if not pending and not feed.done:
+                    pending.extend(feed.take())
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
                     break
                 if pool is None:
                     self._process(pending.popleft())
-                    if ask_ahead and ahead is not None:
-                        ask_ahead = False
-                        batch = self._next_batch(batch)
-                        room = None if opts.limit is None else opts.limit - claimed
-                        want = batch if room is None else min(batch, room)
-                        # Only quick handlers gain by it; slow ones would hold a batch more.
-                        if want > 0 and batch > 2 * opts.concurrency:
-                            ahead.ask(want, cursor)
+                    feed.ran()
                     continue
                 while pending and len(in_flight) < opts.concurrency:
                     if pending[0].taken_from is not None:
@@ -221,8 +183,7 @@ class Pass:
                 pool.shutdown(wait=True)
             self.loops.close()
             try:
-                if ahead is not None:
-                    pending.extend(ahead.close())
+                pending.extend(feed.close())
                 self._release(pending)
                 self.outbox.send()
             except Exception as e:
@@ -435,35 +396,80 @@ class Pass:
             log.info("job %r (%s) attempt %d: %s", job.job_id, job.handler, attempt, outcome.value)
 
 
-class _Ahead:
-    """Claims the next batch in a thread of its own while the pass runs the current one."""
+class _Feed:
+    """Where a pass's jobs come from: claims in (start, id) order, at most ``--limit`` in all,
+    each sized from how long the handlers since the last one took. With ``ahead``, while
+    handlers are quick, the next claim is made in a thread of its own as soon as a handler of
+    the current batch has run. An empty claim ends it (a short one does not: other runners
+    may hold some of the due jobs)."""
 
-    def __init__(self, claim: Callable[[int, Cursor | None], list[Claim]]) -> None:
-        self._claim = claim
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="jobsched-claim")
+    def __init__(self, pass_: Pass, *, ahead: bool) -> None:
+        self._pass = pass_
+        self._concurrency = pass_.options.concurrency
+        self._limit = pass_.options.limit
+        self._batch = max(pass_.options.first_batch, 2 * self._concurrency)
+        self._cursor: Cursor | None = None
+        self._claimed = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="jobsched-claim") if ahead else None
         self._asked: tuple[int, Future[list[Claim]]] | None = None
+        self._ask_after_a_run = False
+        #: True once a claim came back empty or the limit is reached.
+        self.done = False
 
-    @property
-    def asked(self) -> bool:
-        return self._asked is not None
+    def take(self) -> list[Claim]:
+        """The next batch (the one asked ahead, or claimed now), held by the heartbeat; jobs
+        this pass took before are given back (a pass runs each job at most once)."""
+        if self._asked is not None:
+            (want, future), self._asked = self._asked, None
+            claims = future.result()
+        else:
+            want = self._want()
+            if want <= 0:
+                self.done = True
+                return []
+            claims = self._pass._claim(want, self._cursor)
+        self._claimed += len(claims)
+        self.done = not claims
+        if claims:
+            self._cursor = (claims[-1].job.start, claims[-1].job.job_id)
+        self._ask_after_a_run = self._pool is not None and len(claims) == want
+        taken = []
+        for claim in claims:
+            if claim.job.job_id in self._pass._taken_present:
+                self._pass.outbox.put(Op(OpKind.RELEASE, claim))
+                continue
+            taken.append(claim)
+            self._pass.heartbeat.hold(claim)
+        return taken
 
-    def ask(self, want: int, cursor: Cursor | None) -> None:
-        self._asked = (want, self._pool.submit(self._claim, want, cursor))
+    def ran(self) -> None:
+        """A handler ran: the first of a batch tells how big the next one should be."""
+        if not self._ask_after_a_run:
+            return
+        self._ask_after_a_run = False
+        want = self._want()
+        # Only quick handlers gain by it; slow ones would hold a batch more.
+        if want > 0 and self._batch > 2 * self._concurrency:
+            assert self._pool is not None
+            self._asked = (want, self._pool.submit(self._pass._claim, want, self._cursor))
 
-    def result(self) -> tuple[int, list[Claim]]:
-        """How many jobs were asked for, and the claims (raises what the claim raised)."""
-        assert self._asked is not None
-        (want, future), self._asked = self._asked, None
-        return want, future.result()
+    def _want(self) -> int:
+        self._batch = self._pass._next_batch(self._batch)
+        return self._batch if self._limit is None else min(self._batch, self._limit - self._claimed)
 
     def close(self) -> list[Claim]:
         """Wait for a claim under way; returns its claims (the pass gives them back)."""
         try:
-            return self.result()[1] if self._asked is not None else []
-        except Exception:
-            return []  # nothing was claimed
+            if self._asked is None:
+                return []
+            try:
+                return self._asked[1].result()
+            except Exception:
+                return []  # nothing was claimed
         finally:
-            self._pool.shutdown(wait=True)
+            self._asked = None
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 def where(exc: BaseException) -> str:
