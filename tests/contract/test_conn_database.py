@@ -45,7 +45,9 @@ def other_mysql_url(mysql_database_url: str) -> Iterator[str]:
     """A second MariaDB database with the jobsched schema, on the same server as the test one."""
     server = sa.make_url(mysql_database_url)
     name = f"{server.database}_other_{secrets.token_hex(2)}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    # No pooled connection to go stale: fault tests kill the idle connections of the test
+    # database, this one's included.
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     url = server.set(database=name).render_as_string(hide_password=False)
