@@ -6,6 +6,7 @@ A later backend (PostgreSQL) adds one class here; the store's SQL stays the same
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import inspect
 import os
@@ -427,23 +428,39 @@ class MysqlDialect(Dialect):
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
         return _tuned(
-            sa.create_engine(url, pool_recycle=3600, isolation_level=self.isolation_level)
+            sa.create_engine(
+                url,
+                pool_recycle=3600,
+                isolation_level=self.isolation_level,
+                connect_args=_mysql_connect_args(url),
+            )
         )
 
     def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
-        # A pool of its own on jobsched's URL. A caller's engine cannot lend its pool: switching
-        # a connection to autocommit and back costs round trips of its own.
-        if not owned:
-            return None
+        # A pool of its own. A caller's engine cannot lend its pool: switching a connection to
+        # autocommit and back costs four round trips. So a caller's pool is copied (its
+        # ``recreate()``: the same way to connect, the same pool listeners), not shared.
         options: dict[str, Any] = {}
         if _SKIPS_AUTOCOMMIT_ROLLBACK:  # SQLAlchemy 2.0.43+
             options["skip_autocommit_rollback"] = True
+        if not owned:
+            if not _SKIPS_AUTOCOMMIT_ROLLBACK:
+                return None  # the copy would roll back on every checkin: a round trip
+            return _tuned(
+                sa.create_engine(
+                    engine.url,
+                    pool=engine.pool.recreate(),
+                    isolation_level="AUTOCOMMIT",
+                    **options,
+                )
+            )
         return _tuned(
             sa.create_engine(
                 engine.url,
                 pool_recycle=3600,
                 isolation_level="AUTOCOMMIT",
                 pool_reset_on_return=None,  # no transaction is ever left open on it
+                connect_args=_mysql_connect_args(engine.url),
                 **options,
             )
         )
@@ -900,6 +917,47 @@ _SKIPS_AUTOCOMMIT_ROLLBACK = (
     "skip_autocommit_rollback"
     in inspect.signature(sa.engine.default.DefaultDialect.__init__).parameters
 )
+
+
+_SSL_QUERY_KEYS = (
+    "ssl",
+    "ssl_ca",
+    "ssl_capath",
+    "ssl_cert",
+    "ssl_key",
+    "ssl_verify_cert",
+    "ssl_verify_identity",
+    "ssl_disabled",
+    "ssl_key_password",
+)
+
+
+def _mysql_connect_args(url: sa.URL) -> dict[str, Any]:
+    """PyMySQL's arguments for jobsched's own connections to ``url``.
+
+    PyMySQL 1.2 tries TLS on every connection unless told otherwise, and builds a TLS context
+    for it each time: loading the system's CA certificates costs about 16 ms per connection,
+    more than a pass over a hundred jobs. Over the loopback interface or a Unix socket TLS
+    protects nothing, so unless the URL asks for TLS it is off there; to any other host
+    PyMySQL's default stands.
+    """
+    if url.get_driver_name() != "pymysql" or not _pymysql_disables_ssl():
+        return {}
+    if any(key in url.query for key in _SSL_QUERY_KEYS):
+        return {}
+    host = (url.host or "localhost").lower()
+    if host in _LOOPBACK or "unix_socket" in url.query:
+        return {"ssl_disabled": True}
+    return {}
+
+
+@functools.cache
+def _pymysql_disables_ssl() -> bool:
+    try:
+        from pymysql.connections import Connection
+    except ImportError:  # pragma: no cover - PyMySQL is a dependency
+        return False
+    return "ssl_disabled" in inspect.signature(Connection.__init__).parameters
 
 
 def _tuned(engine: sa.Engine) -> sa.Engine:

@@ -93,8 +93,8 @@ class SqlStore(Store):
     def close(self) -> None:
         if self.owned:
             self.engine.dispose()
-            if self.autocommit is not None and self.autocommit.pool is not self.engine.pool:
-                self.autocommit.dispose()
+        if self.autocommit is not None and self.autocommit.pool is not self.engine.pool:
+            self.autocommit.dispose()  # jobsched's own, beside a caller's engine too
 
     def _check_directory(self) -> None:
         """A database file's directory must exist: SQLite creates the file, never the

@@ -107,6 +107,27 @@ def test_one_new_job_outside_a_transaction_is_one_round_trip(
     assert scheduler.get_job("a") is not None
 
 
+def test_with_a_callers_engine_one_new_job_is_one_round_trip_on_a_copy_of_its_pool(
+    url: str,
+) -> None:
+    # Borrowing the caller's pool would cost four more: autocommit (or an isolation level)
+    # set on checkout and reset on checkin, and a rollback.
+    theirs = sa.create_engine(url)
+    scheduler = Scheduler(theirs)
+    try:
+        counter = Commands(scheduler)
+        scheduler.count_jobs()
+        scheduler.schedule_job("warm-up", timedelta(hours=1), "h")
+        sent = counter.during(lambda: scheduler.schedule_job("a", timedelta(hours=1), "h"))
+        assert sent == ["INSERT"]
+        assert store_of(scheduler).autocommit.pool is not theirs.pool  # type: ignore[union-attr]
+        with theirs.connect() as conn:  # the caller's connections are left as they were
+            assert conn.exec_driver_sql("SELECT @@autocommit").scalar() == 0
+    finally:
+        scheduler.close()
+        theirs.dispose()
+
+
 def test_rescheduling_an_existing_job_is_one_round_trip(
     scheduler: Scheduler, commands: Commands
 ) -> None:
