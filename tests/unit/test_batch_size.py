@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobsched.rules import BATCH_SECONDS, FIRST_BATCH, MAX_BATCH, next_batch_size, start_by
+from jobsched.rules import (
+    BATCH_GROWTH,
+    BATCH_SECONDS,
+    FIRST_BATCH,
+    MAX_BATCH,
+    next_batch_size,
+    start_by,
+)
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -19,21 +26,21 @@ def test_the_first_batch_holds_at_least_twice_the_concurrency() -> None:
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 4])
-def test_the_batch_doubles_while_handlers_are_fast(concurrency: int) -> None:
+def test_the_batch_grows_eightfold_while_handlers_are_fast(concurrency: int) -> None:
     size = FIRST_BATCH
     sizes = []
-    for _ in range(12):
+    for _ in range(6):
         size = next_batch_size(
             size, handler_seconds=size * 0.00001, jobs=size, concurrency=concurrency
         )
         sizes.append(size)
-    assert sizes[:5] == [FIRST_BATCH * 2**i for i in range(1, 6)]
-    assert sizes[-1] == MAX_BATCH  # and there it stays
+    assert BATCH_GROWTH == 8
+    assert sizes == [FIRST_BATCH * 8] + [MAX_BATCH] * 5  # 16, 128, the cap, and there it stays
 
 
-def test_the_batch_never_grows_more_than_double_at_once() -> None:
-    assert next_batch_size(16, handler_seconds=0.0, jobs=16, concurrency=1) == 32
-    assert next_batch_size(2, handler_seconds=0.0, jobs=2, concurrency=1) == 4
+def test_the_batch_never_grows_more_than_eightfold_at_once() -> None:
+    assert next_batch_size(16, handler_seconds=0.0, jobs=16, concurrency=1) == 128
+    assert next_batch_size(2, handler_seconds=0.0, jobs=2, concurrency=1) == 16
 
 
 @pytest.mark.parametrize("per_job", [0.001, 0.003, 0.01, 0.02, 0.04])
@@ -81,7 +88,7 @@ def test_a_batch_is_never_below_twice_the_concurrency_nor_above_the_cap(
     floor = 2 * concurrency
     assert size >= floor
     assert size <= max(MAX_BATCH, floor)
-    assert size <= max(2 * current, floor, min(current, MAX_BATCH))
+    assert size <= max(BATCH_GROWTH * current, floor, min(current, MAX_BATCH))
 
 
 # -- when a claimed job may still start -----------------------------------------------------------
