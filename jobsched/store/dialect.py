@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import os
 import re
+import threading
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -427,14 +428,8 @@ class MysqlDialect(Dialect):
     def create_engine(self, url: sa.URL) -> sa.Engine:
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
-        return _tuned(
-            sa.create_engine(
-                url,
-                pool_recycle=3600,
-                isolation_level=self.isolation_level,
-                connect_args=_mysql_connect_args(url),
-            )
-        )
+        engine = sa.create_engine(url, pool_recycle=3600, isolation_level=self.isolation_level)
+        return _tuned(_own_connections(engine))
 
     def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
         # A pool of its own. A caller's engine cannot lend its pool: switching a connection to
@@ -454,20 +449,18 @@ class MysqlDialect(Dialect):
                     **options,
                 )
             )
-        return _tuned(
-            sa.create_engine(
-                engine.url,
-                pool_recycle=3600,
-                isolation_level="AUTOCOMMIT",
-                pool_reset_on_return=None,  # no transaction is ever left open on it
-                connect_args=_mysql_connect_args(engine.url),
-                **options,
-            )
+        own = sa.create_engine(
+            engine.url,
+            pool_recycle=3600,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,  # no transaction is ever left open on it
+            **options,
         )
+        return _tuned(_own_connections(own))
 
     def forget_connections(self, engine: sa.Engine) -> None:
         # Probably a restarted server: its other idle connections are dropped too. (The
-        # autocommit engine is always jobsched's own.)
+        # autocommit engine's pool is always jobsched's own.)
         engine.dispose()
 
     #: Bytes per multi-row INSERT: well under every server's default ``max_allowed_packet``
@@ -919,45 +912,45 @@ _SKIPS_AUTOCOMMIT_ROLLBACK = (
 )
 
 
-_SSL_QUERY_KEYS = (
-    "ssl",
-    "ssl_ca",
-    "ssl_capath",
-    "ssl_cert",
-    "ssl_key",
-    "ssl_verify_cert",
-    "ssl_verify_identity",
-    "ssl_disabled",
-    "ssl_key_password",
-)
+def _own_connections(engine: sa.Engine) -> sa.Engine:
+    """``engine`` (one jobsched opened itself) making PyMySQL connections that share one TLS
+    context.
 
-
-def _mysql_connect_args(url: sa.URL) -> dict[str, Any]:
-    """PyMySQL's arguments for jobsched's own connections to ``url``.
-
-    PyMySQL 1.2 tries TLS on every connection unless told otherwise, and builds a TLS context
-    for it each time: loading the system's CA certificates costs about 16 ms per connection,
-    more than a pass over a hundred jobs. Over the loopback interface or a Unix socket TLS
-    protects nothing, so unless the URL asks for TLS it is off there; to any other host
-    PyMySQL's default stands.
+    PyMySQL 1.2, given no TLS options, offers TLS to every server that offers it (its
+    PREFERRED mode) and builds a fresh TLS context for each connection to do so: loading the
+    system's CA certificates costs about 16 ms a connection, more than a pass over a hundred
+    jobs, and a pass opens a few. The context is built once and shared (an ``SSLContext`` is
+    made to be shared); a connection still uses TLS exactly when PyMySQL would. TLS options in
+    the URL (``ssl_ca=...``) go to PyMySQL as they are.
     """
-    if url.get_driver_name() != "pymysql" or not _pymysql_disables_ssl():
-        return {}
-    if any(key in url.query for key in _SSL_QUERY_KEYS):
-        return {}
-    host = (url.host or "localhost").lower()
-    if host in _LOOPBACK or "unix_socket" in url.query:
-        return {"ssl_disabled": True}
-    return {}
+    if engine.dialect.driver != "pymysql":
+        return engine
+    connection_class = _shared_tls_connection_class()
+
+    @sa.event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        return connection_class(*cargs, **cparams)
+
+    return engine
 
 
 @functools.cache
-def _pymysql_disables_ssl() -> bool:
-    try:
-        from pymysql.connections import Connection
-    except ImportError:  # pragma: no cover - PyMySQL is a dependency
-        return False
-    return "ssl_disabled" in inspect.signature(Connection.__init__).parameters
+def _shared_tls_connection_class() -> type:
+    from pymysql.connections import Connection
+
+    shared: list[Any] = []
+    lock = threading.Lock()
+
+    class SharedTlsConnection(Connection):  # type: ignore[misc]
+        def _create_ssl_ctx(self, sslp: Any) -> Any:
+            if sslp:  # the URL's TLS options: PyMySQL's own way
+                return super()._create_ssl_ctx(sslp)
+            with lock:
+                if not shared:
+                    shared.append(super()._create_ssl_ctx(sslp))
+                return shared[0]
+
+    return SharedTlsConnection
 
 
 def _tuned(engine: sa.Engine) -> sa.Engine:

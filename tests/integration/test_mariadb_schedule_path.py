@@ -378,6 +378,25 @@ def test_text_that_looks_like_sql_or_placeholders_is_stored_exactly_without_back
         scheduler.close()
 
 
+def test_jobscheds_connections_share_one_tls_context_and_offer_tls_as_pymysql_does(
+    scheduler: Scheduler,
+) -> None:
+    # PyMySQL 1.2 builds one per connection (16 ms: the system's CA certificates).
+    store = store_of(scheduler)
+    connections = []
+    try:
+        for engine in (store.engine, store.engine, store.autocommit):
+            assert engine is not None
+            connections.append(engine.connect())
+        dbapis = [conn.connection.dbapi_connection for conn in connections]
+        contexts = {id(getattr(dbapi, "ctx", None)) for dbapi in dbapis}
+        assert len(contexts) == 1
+        assert all(not getattr(dbapi, "_ssl_required", False) for dbapi in dbapis)
+    finally:
+        for conn in connections:
+            conn.close()
+
+
 def test_jobscheds_engines_read_datetime_with_fromisoformat(scheduler: Scheduler) -> None:
     store = store_of(scheduler)
     for engine in (store.engine, store.autocommit):

@@ -14,13 +14,7 @@ from sqlalchemy.schema import CreateTable
 
 import jobsched
 from jobsched.schema import jobs
-from jobsched.store.dialect import (
-    MysqlDialect,
-    SqliteDialect,
-    _mysql_connect_args,
-    dialect_for,
-    table_options,
-)
+from jobsched.store.dialect import MysqlDialect, SqliteDialect, dialect_for, table_options
 from jobsched.store.sql import create_engine
 
 PACKAGE = Path(jobsched.__file__).resolve().parent
@@ -134,29 +128,3 @@ def test_sqlite_files_are_put_in_wal_mode_by_migrate(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "mysql+pymysql://root@127.0.0.1:3306/test",
-        "mysql+pymysql://root@localhost/test",
-        "mysql+pymysql://root@[::1]:3306/test",
-        "mysql+pymysql://root@/test?unix_socket=/run/mysqld/mysqld.sock",
-    ],
-)
-def test_jobscheds_own_loopback_mysql_connections_skip_tls(url: str) -> None:
-    # PyMySQL builds a TLS context (16 ms) for every connection it may encrypt.
-    assert _mysql_connect_args(sa.make_url(url)) == {"ssl_disabled": True}
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "mysql+pymysql://app@db.example.com/jobs",
-        "mysql+pymysql://root@127.0.0.1/test?ssl_ca=/etc/ca.pem",
-        "mysql+pymysql://root@127.0.0.1/test?ssl_verify_cert=true",
-    ],
-)
-def test_mysql_connections_to_other_hosts_or_asking_for_tls_keep_pymysqls_default(url: str) -> None:
-    assert _mysql_connect_args(sa.make_url(url)) == {}
