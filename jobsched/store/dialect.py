@@ -73,6 +73,12 @@ class Dialect:
         """True if the database lives only as long as its connections."""
         return False
 
+    #: Whether one writer at a time holds the whole database (SQLite): a store's threads then
+    #: queue for it among themselves (``SqlStore.transaction``) rather than in the database's
+    #: busy handler, which sleeps between tries (up to 100 ms on SQLite) however soon the
+    #: holder is done.
+    one_writer = False
+
     # -- schema -----------------------------------------------------------------------------------
 
     #: Whether DDL runs inside a transaction (Alembic's ``transactional_ddl``).
@@ -295,6 +301,7 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     batch_rows = 200  # SQLite limits bound parameters per statement
     transactional_ddl = True
+    one_writer = True
 
     def create_engine(self, url: sa.URL) -> sa.Engine:
         return self._engine(url)

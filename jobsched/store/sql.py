@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -78,6 +79,10 @@ class SqlStore(Store):
         #: For writes of one statement (None: they run in a transaction on ``engine``).
         self.autocommit = self.dialect.autocommit_engine(engine, owned=owned)
         self.owned = owned
+        #: Held by this store's write transactions where the database has one writer at a time.
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.dialect.one_writer else _NO_GATE
+        )
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -194,7 +199,7 @@ class SqlStore(Store):
         delay = 0.01
         while True:
             try:
-                with self.engine.connect() as connection:
+                with self._writer if write else _NO_GATE, self.engine.connect() as connection:
                     self.dialect.begin(connection, write=write)
                     result = work(connection)
                     connection.commit()
@@ -315,7 +320,7 @@ class SqlStore(Store):
             try:
                 if alone:
                     return work(None, earlier)
-                with self.engine.connect() as connection:
+                with self._writer, self.engine.connect() as connection:
                     self.dialect.begin(connection, write=True)
                     result = work(connection, earlier)
                     connection.commit()
@@ -818,6 +823,9 @@ class SqlStore(Store):
 
 
 #: What a claim reads of each row it takes (in ``SqlStore._take``'s order).
+#: What a transaction that needs no queueing enters.
+_NO_GATE = contextlib.nullcontext()
+
 _CLAIMED = (
     c.job_id,
     c.handler,
