@@ -435,7 +435,15 @@ class MysqlDialect(Dialect):
     def create_engine(self, url: sa.URL) -> sa.Engine:
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
-        engine = sa.create_engine(url, pool_recycle=3600, isolation_level=self.isolation_level)
+        engine = sa.create_engine(
+            url,
+            pool_recycle=3600,
+            isolation_level=self.isolation_level,
+            # The pool's ROLLBACK on every checkin is a round trip, after a transaction that
+            # committed already. jobsched uses this engine only through SQLAlchemy Connections,
+            # which roll back whatever they began and did not end when they close.
+            pool_reset_on_return=None,
+        )
         return _tuned(_own_connections(engine))
 
     def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:

@@ -21,6 +21,7 @@ from pymysql.constants import COMMAND, FIELD_TYPE
 
 from integration.droppy import DroppingProxy, dropping_proxy
 from jobsched import DatabaseError, Job, JobExistsError, Mode, Scheduler, rules
+from jobsched.schema import jobs
 from jobsched.store import dialect
 from jobsched.store.sql import SqlStore
 
@@ -187,8 +188,27 @@ def test_a_batch_of_several_statements_is_one_transaction(
     sent = commands.during(
         lambda: scheduler.schedule_jobs(specs(2 * dialect.MysqlDialect.batch_rows + 1))
     )
-    # The pool's rollback when the connection goes back (it is a transaction's connection).
-    assert sent == ["INSERT", "INSERT", "INSERT", "COMMIT", "ROLLBACK"]
+    # And no ROLLBACK when the connection goes back to the pool: the transaction ended.
+    assert sent == ["INSERT", "INSERT", "INSERT", "COMMIT"]
+
+
+def test_a_transaction_whose_work_raises_is_rolled_back_before_its_connection_is_pooled(
+    scheduler: Scheduler, commands: Commands
+) -> None:
+    scheduler.schedule_job("held", timedelta(hours=1), "h")
+    store = store_of(scheduler)
+
+    def fail(conn: sa.Connection) -> None:
+        conn.execute(jobs.update().where(jobs.c.job_id == "held").values(attempts=5))
+        raise RuntimeError("the work failed")
+
+    def run() -> None:
+        with pytest.raises(RuntimeError):
+            store.transaction(fail, write=True)
+
+    assert commands.during(run) == ["UPDATE", "ROLLBACK"]
+    job = scheduler.get_job("held")
+    assert job is not None and job.attempts == 0
 
 
 def test_ignore_if_exists_reads_back_only_ids_and_versions_in_its_transaction(
@@ -198,7 +218,7 @@ def test_ignore_if_exists_reads_back_only_ids_and_versions_in_its_transaction(
     store = store_of(scheduler)
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     sent = commands.during(lambda: scheduler.schedule_jobs(specs(10), mode=Mode.IGNORE_IF_EXISTS))
-    assert sent == ["INSERT", "SELECT", "COMMIT", "ROLLBACK"]
+    assert sent == ["INSERT", "SELECT", "COMMIT"]
     [select] = [s for s in statements if s.startswith("SELECT")]
     assert " ".join(select.split()).startswith("SELECT jobs.job_id, jobs.version FROM jobs WHERE")
 
