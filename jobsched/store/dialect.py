@@ -304,6 +304,11 @@ class SqliteDialect(Dialect):
     one_writer = True
 
     def create_engine(self, url: sa.URL) -> sa.Engine:
+        if self.in_memory(url):
+            # The database lives in its connection: one connection for every thread of a pass
+            # (claims made ahead, the flusher, the heartbeat, handler threads), which the store
+            # lends to one transaction at a time (``SqlStore``).
+            return self._engine(url, poolclass=sa.pool.StaticPool)
         return self._engine(url)
 
     def delete_each(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:

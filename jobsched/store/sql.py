@@ -79,9 +79,13 @@ class SqlStore(Store):
         #: For writes of one statement (None: they run in a transaction on ``engine``).
         self.autocommit = self.dialect.autocommit_engine(engine, owned=owned)
         self.owned = owned
-        #: Held by this store's write transactions where the database has one writer at a time.
+        #: Whether every use of the database holds ``_writer``: an in-memory database is one
+        #: connection shared by the store's threads, whose transactions must not interleave.
+        self._serial = self.dialect.in_memory(engine.url)
+        #: Held by this store's write transactions where the database has one writer at a time
+        #: (and by every use of a ``_serial`` one).
         self._writer: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.dialect.one_writer else _NO_GATE
+            threading.RLock() if self.dialect.one_writer or self._serial else _NO_GATE
         )
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -199,7 +203,8 @@ class SqlStore(Store):
         delay = 0.01
         while True:
             try:
-                with self._writer if write else _NO_GATE, self.engine.connect() as connection:
+                gate = self._writer if write or self._serial else _NO_GATE
+                with gate, self.engine.connect() as connection:
                     self.dialect.begin(connection, write=write)
                     result = work(connection)
                     connection.commit()
@@ -319,7 +324,8 @@ class SqlStore(Store):
         while True:
             try:
                 if alone:
-                    return work(None, earlier)
+                    with self._writer if self._serial else _NO_GATE:
+                        return work(None, earlier)
                 with self._writer, self.engine.connect() as connection:
                     self.dialect.begin(connection, write=True)
                     result = work(connection, earlier)
@@ -360,7 +366,7 @@ class SqlStore(Store):
         if conn is not None:
             return read(conn, key)
         assert self.autocommit is not None
-        with self.autocommit.connect() as connection:
+        with self._writer if self._serial else _NO_GATE, self.autocommit.connect() as connection:
             return read(connection, key)
 
     def _insert(

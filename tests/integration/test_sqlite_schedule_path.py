@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from jobsched import JobExistsError, Mode, Scheduler
+from jobsched.handlers import Registry
 from jobsched.store.sql import SqlStore
 
 
@@ -106,6 +107,27 @@ def test_an_in_memory_database_writes_jobs_alone_through_its_one_pool() -> None:
             [{"job_id": f"j{i}", "start": timedelta(0), "handler": "h"} for i in range(3)]
         )
         assert scheduler.count_jobs() == 4
+    finally:
+        scheduler.close()
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_an_in_memory_database_is_one_database_for_every_thread_of_a_pass(
+    concurrency: int,
+) -> None:
+    # Claims made ahead, the flusher and handler threads each used a connection of their own:
+    # another, empty, in-memory database ("no such table: jobs").
+    registry = Registry()
+    registry.register("noop", lambda job: None)
+    scheduler = Scheduler("sqlite://", registry=registry)
+    try:
+        scheduler.migrate()
+        scheduler.schedule_jobs(
+            [{"job_id": f"j{i}", "start": timedelta(0), "handler": "noop"} for i in range(500)]
+        )
+        report = scheduler.run_due_jobs(concurrency=concurrency)
+        assert report.succeeded == 500
+        assert scheduler.count_jobs() == 0
     finally:
         scheduler.close()
 
