@@ -90,6 +90,11 @@ class SqlStore(Store):
         self._ready = False
         self._ready_lock = threading.Lock()
 
+    def _queued(self, write_transaction: bool) -> contextlib.AbstractContextManager[Any]:
+        """What a use of the database holds: ``_writer`` for a write transaction where the
+        database has one writer at a time, and for any use of a ``_serial`` one."""
+        return self._writer if write_transaction or self._serial else _NO_GATE
+
     # -- set-up ---------------------------------------------------------------------------------
 
     def describe(self) -> str:
@@ -203,8 +208,7 @@ class SqlStore(Store):
         delay = 0.01
         while True:
             try:
-                gate = self._writer if write or self._serial else _NO_GATE
-                with gate, self.engine.connect() as connection:
+                with self._queued(write), self.engine.connect() as connection:
                     self.dialect.begin(connection, write=write)
                     result = work(connection)
                     connection.commit()
@@ -271,9 +275,7 @@ class SqlStore(Store):
         if mode is Mode.IGNORE_IF_EXISTS and len(rows) == 1:
             single = self._alone(rows, mode)
             return [self._write(lambda c, e: self._ignore_one(c, jobs_[0], rows[0]), alone=single)]
-        created = self._write(
-            lambda c, earlier: self._insert(c, rows, mode, earlier), alone=self._alone(rows, mode)
-        )
+        created = self._insert_outside(rows, mode)
         results = [(nj.job, written) for nj, written in zip(jobs_, created, strict=True)]
         if all(created):
             return results
@@ -287,11 +289,14 @@ class SqlStore(Store):
     def schedule_many(self, jobs_: Sequence[NewJob], mode: Mode, *, conn: object = None) -> int:
         if conn is not None:
             return super().schedule_many(jobs_, mode, conn=conn)
-        rows = _new_rows(jobs_)
-        created = self._write(
+        return sum(self._insert_outside(_new_rows(jobs_), mode))
+
+    def _insert_outside(self, rows: Sequence[NewRow], mode: Mode) -> list[bool]:
+        """Write ``rows`` in ``mode`` outside any caller's transaction (alone where one
+        statement will do); for each, whether it was created (or replaced)."""
+        return self._write(
             lambda c, earlier: self._insert(c, rows, mode, earlier), alone=self._alone(rows, mode)
         )
-        return sum(created)
 
     def _alone(self, rows: Sequence[NewRow], mode: Mode) -> bool:
         """Whether writing ``rows`` is one statement that needs no transaction: one row, or
@@ -324,9 +329,9 @@ class SqlStore(Store):
         while True:
             try:
                 if alone:
-                    with self._writer if self._serial else _NO_GATE:
+                    with self._queued(False):
                         return work(None, earlier)
-                with self._writer, self.engine.connect() as connection:
+                with self._queued(True), self.engine.connect() as connection:
                     self.dialect.begin(connection, write=True)
                     result = work(connection, earlier)
                     connection.commit()
@@ -366,7 +371,7 @@ class SqlStore(Store):
         if conn is not None:
             return read(conn, key)
         assert self.autocommit is not None
-        with self._writer if self._serial else _NO_GATE, self.autocommit.connect() as connection:
+        with self._queued(False), self.autocommit.connect() as connection:
             return read(connection, key)
 
     def _insert(
