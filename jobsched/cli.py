@@ -34,7 +34,8 @@ from jobsched.errors import (
     SchemaError,
     UsageError,
 )
-from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode
+from jobsched.history import RECORDED_OUTCOMES, HandlerStats, JobRun, JobStatus, Stats, Status
+from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode, Outcome, Progress
 from jobsched.scheduler import Scheduler
 from jobsched.schema import SCHEMA_REVISION
 from jobsched.timeparse import parse_duration, parse_when
@@ -50,6 +51,7 @@ USER_MISTAKE = 2
 class Context:
     database_url: str | None
     apps: list[str] = field(default_factory=list)
+    verbose: bool = False
     _scheduler: Scheduler | None = None
 
     def scheduler(self, *, import_apps: bool = True) -> Scheduler:
@@ -369,7 +371,7 @@ def cli(ctx: click.Context, database_url: str | None, apps: tuple[str, ...], ver
         level=logging.INFO if verbose else logging.WARNING,
         format="jobsched: %(levelname)s: %(message)s",
     )
-    ctx.obj = Context(database_url or None, _split_apps(apps))
+    ctx.obj = Context(database_url or None, _split_apps(apps), verbose)
 
 
 @cli.command()
@@ -419,6 +421,21 @@ def migrate(obj: Context) -> None:
     help="Take only the jobs of this handler; repeatable. Without it, jobs whose handler no "
     "imported module registers are deferred an hour.",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="After the pass, write Prometheus metrics to PATH (node_exporter textfile format, "
+    "atomically); needs pip install 'jobsched[metrics]'.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    default="plain",
+    show_default=True,
+    help="Log lines on stderr as plain text or one JSON object each (the summary line on "
+    "stdout is unchanged).",
+)
 @click.pass_obj
 @exit_codes
 def run_due(
@@ -429,8 +446,20 @@ def run_due(
     max_seconds: float | None,
     grace: float,
     handlers: tuple[str, ...],
+    metrics_file: str | None,
+    log_format: str,
 ) -> None:
     """Run the jobs whose time has come (one pass; cron runs this every minute)."""
+    if log_format == "json":
+        from jobsched.logformat import configure_logging
+
+        configure_logging(obj.verbose, True)
+    metrics = None
+    if metrics_file is not None:
+        from jobsched.metrics import PassMetrics
+
+        # Before the pass: a missing extra is a user mistake (exit 2) before any job runs.
+        metrics = PassMetrics(metrics_file)
     scheduler = obj.scheduler()
     stop = threading.Event()
     with graceful_shutdown(stop, grace):
@@ -441,9 +470,18 @@ def run_due(
             stop=stop,
             keep_results=False,
             handlers=handlers or None,
+            on_result=None if metrics is None else metrics.observe,
         )
     if not quiet or report.troubled:
         click.echo(f"jobsched run-due: {report.summary()}")
+    if metrics is not None:
+        try:
+            metrics.write(report, scheduler.backlog(), scheduler.now())
+        except OSError as e:
+            raise JobschedError(
+                f"the pass ran, but the metrics file {metrics_file!r} could not be written: "
+                f"{e.strerror or e}"
+            ) from None
 
 
 class graceful_shutdown:
@@ -601,14 +639,15 @@ def reschedule(
 @click.pass_obj
 @exit_codes
 def show(obj: Context, job_id: str, as_json: bool) -> None:
-    """Show one job, with where it stands (scheduled, due, claimed, running, lost, deferred)."""
-    info = obj.scheduler(import_apps=False).get_job_info(job_id)
-    if info is None:
-        raise MissingJobError(f"no job {job_id!r}")
+    """Show one job, with where it stands (scheduled, due, claimed, running, lost, deferred) and
+    its last run; for a finished job whose row is gone, its last run from the history."""
+    status = obj.scheduler(import_apps=False).status(job_id)
+    if status.status is Status.UNKNOWN:
+        raise MissingJobError(f"no job {job_id!r}: neither the jobs nor the history know it")
     if as_json:
-        click.echo(json.dumps(job_json(info), ensure_ascii=False))
+        click.echo(json.dumps(status_json(status), ensure_ascii=False))
     else:
-        click.echo(format_job(info.job, info))
+        click.echo(format_status(status))
 
 
 @cli.command("list")
@@ -649,6 +688,410 @@ def remove(obj: Context, job_id: str) -> None:
     if not obj.scheduler(import_apps=False).remove_job(job_id):
         raise MissingJobError(f"no job {job_id!r}")
     click.echo(f"removed job {job_id}")
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def _field(label: str, value: str) -> str:
+    """A line of ``show``'s output, its value aligned with ``format_job``'s."""
+    return f"  {label + ':':<11} {value}"
+
+
+def format_status(status: JobStatus) -> str:
+    """``show``: the job as ``format_job`` prints it, its status and its last run; for a job
+    whose row is gone, its last run in full."""
+    run = status.last_run
+    if status.info is not None:
+        lines = [format_job(status.info.job, status.info), _field("status", status_text(status))]
+        if run is not None:
+            lines.append(_field("last run", last_run_text(run)))
+        return "\n".join(lines)
+    assert run is not None
+    return format_run(run, header=f"job {status.job_id}")
+
+
+def status_text(status: JobStatus) -> str:
+    """``running on host:1 since T, progress 3/10 (30%) copying``, ``due``, ..."""
+    text = status.status.value
+    if status.status is Status.RUNNING:
+        text += f" on {status.runner or '-'} since {_iso(status.started_at) or '-'}"
+        if status.progress is not None:
+            text += f", progress {status.progress.describe()}"
+    return text
+
+
+def last_run_text(run: JobRun) -> str:
+    """``failed at T (attempt 3 of 3 on host:1): error``."""
+    where = f" on {run.runner}" if run.runner else ""
+    text = f"{run.outcome.value} at {run.finished_at.isoformat()} "
+    text += f"(attempt {run.attempt} of {run.max_attempts}{where})"
+    if run.superseded:
+        text += ", superseded"
+    return text + (f": {_one_line(run.error)}" if run.error else "")
+
+
+def format_run(run: JobRun, header: str) -> str:
+    """A history row in full (``show`` of a job whose row is gone)."""
+    outcome = run.outcome.value
+    if run.superseded:
+        outcome += " (superseded: a newer state of the job won; not written to the job)"
+    lines = [
+        header,
+        _field("status", "finished: its row is gone; its last run in the history"),
+        _field("handler", run.handler),
+        _field("outcome", outcome),
+        _field("attempt", f"{run.attempt} of {run.max_attempts}"),
+        _field("runner", run.runner or "-"),
+        _field("scheduled", run.scheduled_start.isoformat()),
+        _field("started", _iso(run.started_at) or "- (not run)"),
+        _field("finished", run.finished_at.isoformat()),
+        _field("duration", _duration(run.duration)),
+        _field("error", run.error or "-"),
+        _field("data", _run_data(run)),
+    ]
+    if run.outcome is Outcome.FAILED:
+        retried = _iso(run.retried_at)
+        lines.append(
+            _field("retried", f"at {retried}" if retried else f"no (jobsched retry {run.job_id})")
+        )
+    return "\n".join(lines)
+
+
+def _run_data(run: JobRun, limit: int | None = None) -> str:
+    if run.payload is None:
+        return "- (not recorded)"
+    text = json.dumps(run.data, ensure_ascii=False)
+    return text if limit is None else _one_line(text, limit)
+
+
+def _duration(value: timedelta | None) -> str:
+    """``0.012s``, ``42.5s``, ``3m12s``, ``2h5m``, ``14d``; ``-`` for none."""
+    if value is None:
+        return "-"
+    seconds = value.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.3f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    rest = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        parts.append((count, unit))
+    first = next(i for i, (count, _) in enumerate(parts) if count)
+    return "".join(f"{count}{unit}" for count, unit in parts[first : first + 2] if count)
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def progress_json(progress: Progress | None) -> dict[str, Any] | None:
+    if progress is None:
+        return None
+    return {"done": progress.done, "total": progress.total, "note": progress.note}
+
+
+def run_json(run: JobRun) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "job_id": run.job_id,
+        "handler": run.handler,
+        "outcome": run.outcome.value,
+        "attempt": run.attempt,
+        "max_attempts": run.max_attempts,
+        "runner": run.runner,
+        "scheduled_start": run.scheduled_start.isoformat(),
+        "started_at": _iso(run.started_at),
+        "finished_at": run.finished_at.isoformat(),
+        "duration_seconds": _seconds(run.duration),
+        "error": run.error,
+        "data": run.data,
+        "data_recorded": run.payload is not None,
+        "superseded": run.superseded,
+        "retried_at": _iso(run.retried_at),
+    }
+
+
+def status_json(status: JobStatus) -> dict[str, Any]:
+    """``show --json``: the job's fields as ``list --json`` has them (while it exists), its
+    status, progress and last run; for a job whose row is gone, its id, status and last run."""
+    head = job_json(status.info) if status.info is not None else {"job_id": status.job_id}
+    return {
+        **head,
+        "status": status.status.value,
+        "progress": progress_json(status.progress),
+        "last_run": None if status.last_run is None else run_json(status.last_run),
+    }
+
+
+def _table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
+    """Rows as lines, every column but the last padded to its widest cell (``right``: the
+    columns aligned right)."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i])
+            if i in right
+            else cell.ljust(widths[i])
+            if i < len(row) - 1
+            else cell
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def history_row(run: JobRun) -> list[str]:
+    notes = []
+    if run.superseded:
+        notes.append("superseded")
+    if run.error:
+        notes.append(f"error: {_one_line(run.error)}")
+    return [
+        run.finished_at.isoformat(),
+        run.job_id,
+        run.handler,
+        run.outcome.value,
+        f"attempt {run.attempt}/{run.max_attempts}",
+        run.runner or "-",
+        _duration(run.duration),
+        "  ".join(notes),
+    ]
+
+
+RECORDED_OUTCOME_NAMES = [outcome.value for outcome in RECORDED_OUTCOMES]
+
+
+@cli.command()
+@click.argument("job_id", required=False)
+@click.option("--handler", metavar="NAME", help="Only runs of this handler's jobs.")
+@click.option(
+    "--outcome", type=click.Choice(RECORDED_OUTCOME_NAMES), help="Only runs with this outcome."
+)
+@click.option(
+    "--since",
+    type=When(),
+    help="Only runs that finished since WHEN: ISO 8601 with a zone, or a duration ago (2h, 1d).",
+)
+@click.option("--limit", type=Count(), default=100, show_default=True, help="At most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+@exit_codes
+def history(
+    obj: Context,
+    job_id: str | None,
+    handler: str | None,
+    outcome: str | None,
+    since: datetime | timedelta | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List the runs of jobs (of JOB_ID if given), newest first: every attempt that ended, and
+    every job a pass expired or deferred without running it."""
+    runs = obj.scheduler(import_apps=False).history(
+        job_id, handler=handler, outcome=outcome, since=since, limit=limit
+    )
+    if as_json:
+        click.echo(json.dumps([run_json(run) for run in runs], ensure_ascii=False))
+        return
+    for line in _table([history_row(run) for run in runs]):
+        click.echo(line)
+    click.echo(f"{len(runs)} run(s)", err=True)
+
+
+@cli.command()
+@click.option("--handler", metavar="NAME", help="Only this handler's jobs.")
+@click.option(
+    "--since",
+    type=When(),
+    help="Only jobs that failed since WHEN: ISO 8601 with a zone, or a duration ago (2h, 1d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+@exit_codes
+def failed(
+    obj: Context, handler: str | None, since: datetime | timedelta | None, as_json: bool
+) -> None:
+    """List the failed jobs not yet retried, newest first, with their error and data
+    (jobsched retry JOB_ID, or retry --failed, schedules them again)."""
+    runs = obj.scheduler(import_apps=False).failed_jobs(handler=handler, since=since)
+    if as_json:
+        click.echo(json.dumps([run_json(run) for run in runs], ensure_ascii=False))
+        return
+    rows = [
+        [
+            run.finished_at.isoformat(),
+            run.job_id,
+            run.handler,
+            f"attempt {run.attempt}/{run.max_attempts}",
+            run.runner or "-",
+            f"error: {_one_line(run.error or '-')}",
+            f"data: {_run_data(run, limit=120)}",
+        ]
+        for run in runs
+    ]
+    for line in _table(rows):
+        click.echo(line)
+    click.echo(f"{len(runs)} failed job(s)", err=True)
+
+
+@cli.command()
+@click.argument("job_id", required=False)
+@click.option(
+    "--failed", "all_failed", is_flag=True, help="Retry every failed job not yet retried."
+)
+@click.option("--handler", metavar="NAME", help="With --failed: only this handler's jobs.")
+@click.option(
+    "--since",
+    type=When(),
+    help="With --failed: only jobs that failed since WHEN (ISO 8601, or a duration ago).",
+)
+@click.option("--at", "at", type=When(), help="Start time, ISO 8601 with a zone (default now).")
+@click.option("--in", "in_", type=Duration(), help="Start after a duration: 90s, 15m, 2h.")
+@click.option(
+    "--expiry",
+    type=When(),
+    help="Do not start after this time (ISO 8601, or a duration after the start); default none.",
+)
+@click.pass_obj
+@exit_codes
+def retry(
+    obj: Context,
+    job_id: str | None,
+    all_failed: bool,
+    handler: str | None,
+    since: datetime | timedelta | None,
+    at: datetime | timedelta | None,
+    in_: timedelta | None,
+    expiry: datetime | timedelta | None,
+) -> None:
+    """Schedule failed job JOB_ID again (or with --failed, every failed job not yet retried)
+    from its history: its data, handler and max attempts, attempts reset, due now."""
+    if (job_id is None) == (not all_failed):
+        raise UsageError("give exactly one of JOB_ID and --failed")
+    if job_id is not None and (handler is not None or since is not None):
+        raise UsageError("--handler and --since go with --failed, not with a JOB_ID")
+    if at is not None and in_ is not None:
+        raise UsageError("give at most one of --at WHEN and --in DURATION")
+    start = at if at is not None else in_
+    scheduler = obj.scheduler(import_apps=False)
+    if job_id is not None:
+        try:
+            job = scheduler.retry(job_id, start=start, expiry=expiry)
+        except JobExistsError:
+            raise UsageError(
+                f"job {job_id!r} exists again; nothing was written (see jobsched show {job_id})"
+            ) from None
+        click.echo(format_job(job))
+        return
+    report = scheduler.retry_failed(handler=handler, since=since, start=start, expiry=expiry)
+    rows = [
+        ["scheduled", j.job_id, j.handler, f"start {j.start.isoformat()}"] for j in report.scheduled
+    ]
+    rows += [["skipped", skipped_id, reason, ""] for skipped_id, reason in report.skipped]
+    for line in _table(rows):
+        click.echo(line)
+    click.echo(f"retried {len(report.scheduled)} failed job(s), skipped {len(report.skipped)}")
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    type=Duration(),
+    help="Delete every history row older than DURATION, failed runs included (default: the "
+    "retention, 14 days; failed runs 30 days).",
+)
+@click.pass_obj
+@exit_codes
+def prune(obj: Context, older_than: timedelta | None) -> None:
+    """Delete old history rows (cron can run this daily; passes also prune now and then)."""
+    scheduler = obj.scheduler(import_apps=False)
+    count = scheduler.prune_history(older_than)
+    if older_than is not None:
+        what = f"older than {_duration(older_than)}"
+    else:
+        what = (
+            f"older than the retention ({_duration(scheduler.retention)}; failed runs "
+            f"{_duration(scheduler.failed_retention)})"
+        )
+    click.echo(f"jobsched prune: deleted {count} history row(s) {what}")
+
+
+STATS_HEADER = [
+    "handler", "scheduled", "due", "running", "deferred", "lateness", "p50", "p95",
+    "last hour", "last day",
+]  # fmt: skip
+
+
+def _outcome_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{number} {name}" for name, number in counts.items()) or "-"
+
+
+def stats_row(h: HandlerStats) -> list[str]:
+    return [
+        h.handler,
+        str(h.scheduled),
+        str(h.due),
+        str(h.running),
+        str(h.deferred),
+        _duration(h.lateness),
+        _duration(h.p50),
+        _duration(h.p95),
+        _outcome_counts(h.last_hour),
+        _outcome_counts(h.last_day),
+    ]
+
+
+def stats_json(stats: Stats) -> dict[str, Any]:
+    return {
+        "at": stats.at.isoformat(),
+        "due": stats.due,
+        "lateness_seconds": _seconds(stats.lateness),
+        "handlers": [
+            {
+                "handler": h.handler,
+                "scheduled": h.scheduled,
+                "due": h.due,
+                "running": h.running,
+                "deferred": h.deferred,
+                "lateness_seconds": _seconds(h.lateness),
+                "last_hour": h.last_hour,
+                "last_day": h.last_day,
+                "p50_seconds": _seconds(h.p50),
+                "p95_seconds": _seconds(h.p95),
+            }
+            for h in stats.handlers
+        ],
+    }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_obj
+@exit_codes
+def stats(obj: Context, as_json: bool) -> None:
+    """Per handler: jobs scheduled, due, running, deferred; how late its oldest due job is;
+    p50/p95 run time in the last hour; runs in the last hour and day by outcome."""
+    result = obj.scheduler(import_apps=False).stats()
+    if as_json:
+        click.echo(json.dumps(stats_json(result), ensure_ascii=False))
+        return
+    click.echo(f"jobsched stats at {result.at.isoformat()}")
+    if result.handlers:
+        rows = [STATS_HEADER, *(stats_row(h) for h in result.handlers)]
+        for line in _table(rows, right=frozenset(range(1, 8))):
+            click.echo(line)
+    else:
+        click.echo("no jobs, and no runs in the last day")
+    if result.lateness is None:
+        click.echo("no job is due")
+    else:
+        click.echo(f"oldest due job: {_duration(result.lateness)} late ({result.due} due)")
 
 
 def main(args: list[str] | None = None) -> None:
