@@ -475,13 +475,7 @@ def run_due(
     if not quiet or report.troubled:
         click.echo(f"jobsched run-due: {report.summary()}")
     if metrics is not None:
-        try:
-            metrics.write(report, scheduler.backlog(), scheduler.now())
-        except OSError as e:
-            raise JobschedError(
-                f"the pass ran, but the metrics file {metrics_file!r} could not be written: "
-                f"{e.strerror or e}"
-            ) from None
+        metrics.write(report, scheduler.backlog(), scheduler.now())
 
 
 class graceful_shutdown:
@@ -747,7 +741,7 @@ def format_run(run: JobRun, header: str) -> str:
         _field("started", _iso(run.started_at) or "- (not run)"),
         _field("finished", run.finished_at.isoformat()),
         _field("duration", _duration(run.duration)),
-        _field("error", run.error or "-"),
+        _field("error", (run.error or "-").replace("\n", "\n" + " " * 14)),
         _field("data", _run_data(run)),
     ]
     if run.outcome is Outcome.FAILED:
@@ -766,10 +760,13 @@ def _run_data(run: JobRun, limit: int | None = None) -> str:
 
 
 def _duration(value: timedelta | None) -> str:
-    """``0.012s``, ``42.5s``, ``3m12s``, ``2h5m``, ``14d``; ``-`` for none."""
+    """``0.31ms``, ``12.5ms``, ``2.500s``, ``42.5s``, ``3m12s``, ``2h5m``, ``14d``; ``-`` for
+    none."""
     if value is None:
         return "-"
     seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.3g}ms"
     if seconds < 10:
         return f"{seconds:.3f}s"
     if seconds < 60:
