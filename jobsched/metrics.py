@@ -332,7 +332,7 @@ def parse(text: str) -> Totals:
                 raise ValueError(f"{name} {labels}: bad le") from e
             cumulative.setdefault(handler, {})[bound] = _whole(name, value)
         elif name == RUN_SECONDS + "_sum":
-            totals.run_sum[_label(name, labels, "handler")] = value
+            totals.run_sum[_label(name, labels, "handler")] = float(value)
         elif name == RUN_SECONDS + "_count":
             counts[_label(name, labels, "handler")] = _whole(name, value)
     bounds = (*BUCKETS, math.inf)
@@ -372,7 +372,7 @@ def _label(name: str, labels: dict[str, str], label: str) -> str:
 
 
 def _whole(name: str, value: float) -> int:
-    if not value.is_integer():
+    if not float(value).is_integer():  # the parser gives an int for "4"
         raise ValueError(f"{name} is {value}, not a whole number")
     return int(value)
 
