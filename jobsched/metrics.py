@@ -400,7 +400,8 @@ class PassMetrics:
         oldest of them, at ``now``) to the file, atomically, under the lock file.
 
         Raises UsageError if the file's directory does not exist (or the path is a directory),
-        JobschedError if the file cannot be written.
+        JobschedError if the file cannot be written; then the file is left as it was, without
+        this pass's counts.
         """
         this_pass = self._totals.take()
         this_pass.end_pass(report, backlog, now)
