@@ -35,6 +35,14 @@ from jobsched.errors import (
     UsageError,
 )
 from jobsched.handlers import handler
+from jobsched.history import (
+    HandlerStats,
+    JobRun,
+    JobStatus,
+    RetryReport,
+    Stats,
+    Status,
+)
 from jobsched.model import (
     DEFAULT_MAX_ATTEMPTS,
     Job,
@@ -46,8 +54,10 @@ from jobsched.model import (
     MigrateResult,
     Mode,
     Outcome,
+    Progress,
     RunReport,
 )
+from jobsched.progress import progress
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -71,13 +81,16 @@ __all__ = [
     "Clock",
     "DatabaseError",
     "FakeClock",
+    "HandlerStats",
     "InvalidJobError",
     "Job",
     "JobExistsError",
     "JobInfo",
     "JobResult",
+    "JobRun",
     "JobSpec",
     "JobState",
+    "JobStatus",
     "JobschedError",
     "MigrateResult",
     "MissingJobError",
@@ -85,11 +98,15 @@ __all__ = [
     "NoHandlersError",
     "Outcome",
     "PermanentError",
+    "Progress",
     "RealClock",
     "RealDatabaseWarning",
+    "RetryReport",
     "RunReport",
     "Scheduler",
     "SchemaError",
+    "Stats",
+    "Status",
     "UsageError",
     "add_job",
     "get_job",
@@ -97,11 +114,14 @@ __all__ = [
     "handler",
     "job_exists",
     "now",
+    "progress",
     "remove_job",
+    "retry",
     "run_due_jobs",
     "schedule_job",
     "schedule_jobs",
     "set_scheduler",
+    "status",
     "time",
     "update_job",
     "use_scheduler",
@@ -180,3 +200,18 @@ def now() -> datetime:
 def time() -> float:
     """The current scheduler's time as a Unix timestamp."""
     return get_scheduler().time()
+
+
+def status(job_id: str) -> JobStatus:
+    """Where a job stands, from its row or its history: see ``Scheduler.status``."""
+    return get_scheduler().status(job_id)
+
+
+def retry(
+    job_id: str,
+    *,
+    start: datetime | timedelta | None = None,
+    expiry: datetime | timedelta | None = None,
+) -> Job:
+    """Schedule a failed job again from its history: see ``Scheduler.retry``."""
+    return get_scheduler().retry(job_id, start=start, expiry=expiry)

@@ -8,6 +8,7 @@ and timeout as a plain one, and an awaitable is never mistaken for a result.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 from collections.abc import Awaitable
@@ -35,7 +36,8 @@ class EventLoops:
             self._local.runner = runner
             with self._lock:
                 self._runners.append(runner)
-        return runner.run(_awaited(result))
+        # In the caller's context (a runner's default one is that of its first use).
+        return runner.run(_awaited(result), context=contextvars.copy_context())
 
     def close(self) -> None:
         with self._lock:

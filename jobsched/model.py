@@ -57,6 +57,9 @@ class OpKind(enum.Enum):
     # By token only: claim cleared, job exactly as it is (given back unstarted). A lost attempt
     # stays marked started, so the next runner still sees it lost.
     RELEASE = "release"
+    # Fenced, version unchanged: the running handler's latest ``jobsched.progress``. A progress
+    # write that does not hold leaves the claim alone (the handler is still running).
+    PROGRESS = "progress"
 
 
 class MigrateResult(enum.Enum):
@@ -125,6 +128,28 @@ def with_data(job: Job, data: JSONValue) -> Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running handler says it is: ``done`` of ``total`` (None: unknown), a note."""
+
+    done: float
+    total: float | None = None
+    note: str | None = None
+
+    def describe(self) -> str:
+        """``3/10 (30%) copying``, ``3``, ``3 copying``..."""
+        text = _number(self.done)
+        if self.total is not None:
+            text += f"/{_number(self.total)}"
+            if self.total > 0:
+                text += f" ({100 * self.done / self.total:.0f}%)"
+        return text + (f" {self.note}" if self.note else "")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job with its claim as stored (``rules.job_info`` tells where it stands)."""
 
@@ -132,6 +157,8 @@ class JobRecord:
     claimed_by: str | None
     claimed_until: datetime | None
     started_at: datetime | None
+    #: What the running handler last reported (``jobsched.progress``), while it runs.
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +175,8 @@ class JobInfo:
     claimed_by: str | None = None
     claimed_until: datetime | None = None
     started_at: datetime | None = None
+    #: What the running handler last reported (``jobsched.progress``).
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +249,9 @@ class JobResult:
     outcome: Outcome
     at: datetime
     error: str | None = None
+    #: Seconds the handler ran, in real time (None: it did not run). Not compared: two runs of
+    #: the same schedule give equal results.
+    duration: float | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -239,6 +271,8 @@ class RunReport:
     results: list[JobResult] = field(default_factory=list)
     #: Seconds of real time the pass took.
     duration: float = 0.0
+    #: Bookkeeping transactions the pass had to try again (the database was busy or away).
+    retries: int = 0
     keep_results: bool = field(default=True, repr=False)
 
     def record(self, result: JobResult) -> None:

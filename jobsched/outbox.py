@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from jobsched.model import OpKind
+from jobsched.model import OpKind, Progress
 from jobsched.store.base import Claim, ClaimRequest, Op, Store
 
 log = logging.getLogger("jobsched")
@@ -27,6 +27,9 @@ log = logging.getLogger("jobsched")
 #: ``TICK``, so each write reaches the database well within 50 ms.
 MAX_DELAY = 0.02
 TICK = 0.01
+#: The longest a running handler's progress report waits, in seconds (it goes sooner with any
+#: other write): a handler reporting in a loop costs a write every half second at most.
+PROGRESS_DELAY = 0.5
 
 
 class Outbox:
@@ -40,6 +43,9 @@ class Outbox:
         #: Start marks of running handlers not sent yet: job id -> (claim, started at, attempts,
         #: monotonic time).
         self._starts: dict[str, tuple[Claim, datetime, int, float]] = {}
+        #: The latest progress of running handlers not sent yet: job id -> (claim, progress,
+        #: monotonic time of the first report not sent).
+        self._progress: dict[str, tuple[Claim, Progress, float]] = {}
         self._since: float | None = None
         self._lock = threading.Lock()
         self._closed: threading.Event | None = None
@@ -57,13 +63,26 @@ class Outbox:
         with self._lock:
             self._starts[claim.job.job_id] = (claim, at, attempts, time.monotonic())
 
+    def progress(self, claim: Claim, progress: Progress) -> None:
+        """A running handler reported ``progress``: the latest report goes out with the next
+        batch, within ``PROGRESS_DELAY``."""
+        if not self.batched:
+            self._write_now(Op(OpKind.PROGRESS, claim, progress=progress))
+            return
+        with self._lock:
+            entry = self._progress.get(claim.job.job_id)
+            since = time.monotonic() if entry is None else entry[2]
+            self._progress[claim.job.job_id] = (claim, progress, since)
+
     def put(self, op: Op) -> None:
-        """Queue a write; an outcome replaces the start mark of its attempt if still unsent."""
+        """Queue a write; an outcome replaces the start mark (and progress) of its attempt if
+        still unsent."""
         if not self.batched:
             self._write_now(op)
             return
         with self._lock:
             self._starts.pop(op.claim.job.job_id, None)
+            self._progress.pop(op.claim.job.job_id, None)
             self._letters.append(op)
             if self._since is None:
                 self._since = time.monotonic()
@@ -109,37 +128,56 @@ class Outbox:
             if self._starts:
                 first = min(entry[3] for entry in self._starts.values())
                 oldest = first if oldest is None else min(oldest, first)
+            if self._progress and now - min(e[2] for e in self._progress.values()) >= (
+                PROGRESS_DELAY
+            ):
+                return True
         return oldest is not None and now - oldest >= MAX_DELAY
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._letters) + len(self._starts)
+            return len(self._letters) + len(self._starts) + len(self._progress)
 
     def _take(self) -> list[Op]:
-        if not self._letters and not self._starts:
+        if not self._letters and not self._starts and not self._progress:
             return []  # a letter put meanwhile goes with the next send
         with self._lock:
             letters, self._letters = self._letters, []
             starts, self._starts = self._starts, {}
             self._since = None
+            # Progress goes once its attempt's start mark is out (one write per job a batch).
+            progress = {
+                job_id: entry for job_id, entry in self._progress.items() if job_id not in starts
+            }
+            for job_id in progress:
+                del self._progress[job_id]
         marks = [
             Op(OpKind.START, claim, at=at, attempts=attempts)
             for claim, at, attempts, _ in starts.values()
         ]
-        return marks + letters
+        reports = [
+            Op(OpKind.PROGRESS, claim, progress=value) for claim, value, _ in progress.values()
+        ]
+        return marks + reports + letters
 
     def _put_back(self, ops: list[Op]) -> None:
         now = time.monotonic()
+        marks = (OpKind.START, OpKind.PROGRESS)
         with self._lock:
-            letters = [op for op in ops if op.kind is not OpKind.START]
+            letters = [op for op in ops if op.kind not in marks]
             finished = {op.claim.job.job_id for op in self._letters} | {
                 op.claim.job.job_id for op in letters
             }
             for op in ops:
                 job_id = op.claim.job.job_id
-                if op.kind is OpKind.START and op.until is None and job_id not in finished:
+                if job_id in finished:
+                    continue  # its outcome replaces its start mark and progress
+                if op.kind is OpKind.START and op.until is None:
                     assert op.at is not None and op.attempts is not None
                     self._starts.setdefault(job_id, (op.claim, op.at, op.attempts, now))
+                elif op.kind is OpKind.PROGRESS:
+                    assert op.progress is not None
+                    self._progress.setdefault(job_id, (op.claim, op.progress, now))
             self._letters[:0] = letters
             if self._letters and self._since is None:
                 self._since = now

@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,9 +31,11 @@ from jobsched.clock import Clock
 from jobsched.errors import NoHandlersError, UsageError
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
+from jobsched.history import NewRun, ended_run, lost_run
 from jobsched.loops import EventLoops
-from jobsched.model import JobResult, OpKind, Outcome, RunReport, with_attempts
+from jobsched.model import Job, JobResult, OpKind, Outcome, Progress, RunReport, with_attempts
 from jobsched.outbox import MAX_DELAY, Outbox
+from jobsched.progress import reporting
 from jobsched.rules import (
     FIRST_BATCH,
     Verdict,
@@ -70,6 +73,8 @@ class PassOptions:
     handlers: tuple[str, ...] | None = None
     #: Jobs the first claim takes; later claims adapt to how long handlers take.
     first_batch: int = FIRST_BATCH
+    #: Record every attempt in the history (``job_runs``).
+    history: bool = True
 
     def __post_init__(self) -> None:
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
@@ -94,8 +99,10 @@ class Pass:
         *,
         stop: threading.Event | None = None,
         runner: str | None = None,
+        on_result: Callable[[JobResult], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_result = on_result
         self.clock = clock
         self.registry = registry
         self.options = options
@@ -133,6 +140,7 @@ class Pass:
     def run(self) -> RunReport:
         self.check_handlers()
         began = time.monotonic()
+        retries_before = self.store.retries
         opts = self.options
         pending: deque[Claim] = deque()
         in_flight: set[Future[None]] = set()
@@ -198,6 +206,7 @@ class Pass:
             self.outbox.close()
             self.heartbeat.close()
             self.report.duration = time.monotonic() - began
+            self.report.retries = self.store.retries - retries_before
         return self.report
 
     def _next_batch(self, batch: int) -> int:
@@ -253,10 +262,17 @@ class Pass:
             handler_known=handler is not None,
             lease_safe=not self.stop.is_set() and self.heartbeat.may_start(claim, now),
         )
+        # The attempt a stopped runner lost: recorded with whatever this pass writes next for
+        # the job (unless it gives the job back: the runner that takes it next records it).
+        lost: tuple[NewRun, ...] = ()
+        if claim.lost and self.options.history:
+            lost = (lost_run(job, claim.taken_from, claim.started_at, now),)
         if claim.lost and (
             verdict is None or verdict.outcome not in (Outcome.FAILED, Outcome.EXPIRED)
         ):
-            log.warning("job %r: %s; running it again", job.job_id, job.last_error)
+            log.warning(
+                "job %r: %s; running it again", job.job_id, job.last_error, extra=_job_extra(job)
+            )
             self._record(claim, Outcome.LOST, now, job.attempts, job.last_error)
         elif claim.taken_from is not None and verdict is None:
             log.warning(
@@ -264,10 +280,17 @@ class Pass:
                 "running it again, alone",
                 job.job_id,
                 claim.taken_from,
+                extra=_job_extra(job),
             )
         if verdict is not None:
             self._explain(claim, verdict)
-            self._finish(claim, verdict, now, job.attempts)
+            self._finish(
+                claim,
+                verdict,
+                now,
+                job.attempts,
+                runs=() if verdict.kind is OpKind.RELEASE else lost,
+            )
             return
         assert handler is not None
         attempt = job.attempts + 1
@@ -275,7 +298,7 @@ class Pass:
             # A suspect: its start is written before it runs, so that if it kills its runner
             # again, the next runner counts that attempt lost.
             until = now + claim.lease
-            start = Op(OpKind.START, claim, at=now, attempts=attempt, until=until)
+            start = Op(OpKind.START, claim, at=now, attempts=attempt, until=until, runs=lost)
             if not self.outbox.send([start])[0]:
                 log.info(
                     "job %r changed before its handler started; the newer state wins", job.job_id
@@ -297,20 +320,27 @@ class Pass:
         self.heartbeat.running(claim)
         began = time.monotonic()
         try:
-            result = self.loops.resolve(handler.fn(running))
+            with reporting(functools.partial(self._progress, claim)):
+                result = self.loops.resolve(handler.fn(running))
         except (Exception, SystemExit, asyncio.CancelledError) as e:
             # sys.exit() in a handler fails its attempt like any error; the pass goes on.
+            finished = self.clock.now()
             verdict = after_attempt(
-                running, raised=e, now=self.clock.now(), retry_delay=handler.retry_delay
+                running, raised=e, now=finished, retry_delay=handler.retry_delay
             )
-            self._explain(claim, verdict, attempt, e)
+            self._explain(claim, verdict, attempt, e, time.monotonic() - began)
         else:
-            verdict = after_attempt(running, returned=result, now=self.clock.now())
+            finished = self.clock.now()
+            verdict = after_attempt(running, returned=result, now=finished)
         elapsed = time.monotonic() - began
         with self._lock:
             self._handler_seconds += elapsed
             self._handler_runs += 1
-        self._finish(claim, verdict, now, attempt)
+        self._finish(claim, verdict, now, attempt, finished=finished, duration=elapsed)
+
+    def _progress(self, claim: Claim, progress: Progress) -> None:
+        """The handler of ``claim`` reported ``progress`` (``jobsched.progress``)."""
+        self.outbox.progress(claim, progress)
 
     def _explain(
         self,
@@ -318,6 +348,7 @@ class Pass:
         verdict: Verdict,
         attempt: int | None = None,
         error: BaseException | None = None,
+        duration: float | None = None,
     ) -> None:
         """Log what the verdict means for the job, at the level it deserves."""
         job = claim.job
@@ -326,6 +357,7 @@ class Pass:
         if not log.isEnabledFor(level):
             return
         trace = f"\n{where(error)}" if error is not None else ""
+        extra = _job_extra(job, attempt, outcome, duration, verdict.error)
         if outcome is Outcome.FAILED:
             log.error(
                 "job %r failed after %d attempt(s): %s%s",
@@ -333,6 +365,7 @@ class Pass:
                 attempt or job.attempts,
                 verdict.error,
                 trace,
+                extra=extra,
             )
         elif outcome is Outcome.RETRIED:
             assert verdict.at is not None
@@ -344,26 +377,61 @@ class Pass:
                 verdict.at.isoformat(),
                 verdict.error,
                 trace,
+                extra=extra,
             )
         elif outcome is Outcome.DEFERRED:
-            log.warning("job %r: %s", job.job_id, verdict.error)
+            log.warning("job %r: %s", job.job_id, verdict.error, extra=extra)
         elif outcome is Outcome.RELEASED and self.stop.is_set():
-            log.info("job %r: given back unstarted: the pass is stopping", job.job_id)
+            log.info("job %r: given back unstarted: the pass is stopping", job.job_id, extra=extra)
         elif outcome is Outcome.RELEASED:
             log.warning(
                 "job %r: given back unstarted: its claim may run out before its handler could "
                 "start safely (the heartbeat could not renew it in time)",
                 job.job_id,
+                extra=extra,
             )
 
-    def _finish(self, claim: Claim, verdict: Verdict, now: datetime, attempts: int) -> None:
+    def _finish(
+        self,
+        claim: Claim,
+        verdict: Verdict,
+        now: datetime,
+        attempts: int,
+        *,
+        finished: datetime | None = None,
+        duration: float | None = None,
+        runs: tuple[NewRun, ...] = (),
+    ) -> None:
+        """Queue the verdict's write, with its history row: an attempt that ran from ``now``
+        until ``finished``, or (no ``finished``) a decision made at ``now`` without running."""
         # Remembered before the write that frees the job, so no other claim of this pass runs it.
         with self._lock:
             self._taken_present.add(claim.job.job_id)
+        outcome = verdict.outcome
+        if self.options.history and outcome is not Outcome.RELEASED:
+            runs += (
+                ended_run(
+                    claim.job,
+                    claim.payload,
+                    outcome,
+                    attempt=attempts,
+                    runner=self.runner,
+                    started_at=None if finished is None else now,
+                    finished_at=now if finished is None else finished,
+                    error=verdict.error,
+                ),
+            )
         self.outbox.put(
-            Op(verdict.kind, claim, at=verdict.at, attempts=attempts, error=verdict.error)
+            Op(
+                verdict.kind,
+                claim,
+                at=verdict.at,
+                attempts=attempts,
+                error=verdict.error,
+                runs=runs,
+            )
         )
-        self._record(claim, verdict.outcome, now, attempts, verdict.error)
+        self._record(claim, outcome, now, attempts, verdict.error, duration)
 
     def _sent(self, op: Op, applied: bool) -> None:
         """The outbox wrote ``op``: ``applied`` False when a newer state won."""
@@ -384,16 +452,50 @@ class Pass:
         self.heartbeat.drop(op.claim)  # the heartbeat keeps the claim until the write is done
 
     def _record(
-        self, claim: Claim, outcome: Outcome, now: datetime, attempt: int, error: str | None = None
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        now: datetime,
+        attempt: int,
+        error: str | None = None,
+        duration: float | None = None,
     ) -> None:
         job = claim.job
+        result = JobResult(job.job_id, job.handler, attempt, outcome, now, error, duration)
         with self._lock:
             if self.report.keep_results:
-                self.report.record(JobResult(job.job_id, job.handler, attempt, outcome, now, error))
+                self.report.record(result)
             else:
                 self.report.count(outcome)
+        if self.on_result is not None:
+            self.on_result(result)
         if log.isEnabledFor(logging.INFO):
-            log.info("job %r (%s) attempt %d: %s", job.job_id, job.handler, attempt, outcome.value)
+            log.info(
+                "job %r (%s) attempt %d: %s",
+                job.job_id,
+                job.handler,
+                attempt,
+                outcome.value,
+                extra=_job_extra(job, attempt, outcome, duration, error),
+            )
+
+
+def _job_extra(
+    job: Job,
+    attempt: int | None = None,
+    outcome: Outcome | None = None,
+    duration: float | None = None,
+    error: str | None = None,
+) -> dict[str, object]:
+    """The fields of a job event, for log formats that keep them apart (``--log-format json``)."""
+    return {
+        "job_id": job.job_id,
+        "handler": job.handler,
+        "attempt": attempt,
+        "outcome": None if outcome is None else outcome.value,
+        "duration": duration,
+        "error": error,
+    }
 
 
 class _Feed:

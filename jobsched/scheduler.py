@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -9,25 +10,30 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from jobsched import history as hist
 from jobsched import rules
 from jobsched.clock import Clock, RealClock
-from jobsched.errors import InvalidJobError, JobExistsError, UsageError
+from jobsched.errors import InvalidJobError, JobExistsError, MissingJobError, UsageError
 from jobsched.handlers import Registry
 from jobsched.handlers import registry as default_registry
+from jobsched.history import HistoryQuery, JobRun, JobStatus, RetryReport, Stats
 from jobsched.model import (
     Job,
     JobInfo,
+    JobResult,
     JobSpec,
     JSONValue,
     MigrateResult,
     Mode,
     NewJob,
+    Outcome,
     RunReport,
 )
 from jobsched.runner import Pass, PassOptions
 from jobsched.store import Store, open_store
 
 T = TypeVar("T")
+log = logging.getLogger("jobsched")
 
 
 class Scheduler:
@@ -35,6 +41,9 @@ class Scheduler:
 
     ``url`` is a database URL (default ``$JOBSCHED_DATABASE_URL``, else ``sqlite:///jobsched.db``),
     an existing SQLAlchemy ``Engine``, or ``"memory://"`` for the in-memory backend.
+
+    ``history`` (default ``$JOBSCHED_HISTORY``, else on) records every attempt in ``job_runs``;
+    rows older than ``retention`` (failed runs: ``failed_retention``) are pruned.
     """
 
     def __init__(
@@ -44,7 +53,13 @@ class Scheduler:
         clock: Clock | None = None,
         max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
         registry: Registry | None = None,
+        history: bool | None = None,
+        retention: timedelta = hist.RETENTION,
+        failed_retention: timedelta = hist.FAILED_RETENTION,
     ) -> None:
+        self.history_enabled = hist.history_enabled(history)
+        self.retention = _positive_duration(retention, "retention")
+        self.failed_retention = _positive_duration(failed_retention, "failed_retention")
         self.clock: Clock = clock or RealClock()
         self.store: Store = open_store(url)
         self.max_payload_bytes = max_payload_bytes
@@ -276,13 +291,18 @@ class Scheduler:
         stop: threading.Event | None = None,
         keep_results: bool = True,
         handlers: Iterable[str] | None = None,
+        on_result: Callable[[JobResult], None] | None = None,
     ) -> RunReport:
         """Run one pass over the due jobs (at most ``limit``) and report what became of each.
 
         ``handlers`` restricts the pass to the jobs of those handlers (each must be registered),
         so runners of different apps can share one database; without it, a job whose handler is
         not registered here is deferred an hour. A pass with no handler registered at all raises
-        ``NoHandlersError`` before it takes anything.
+        ``NoHandlersError`` before it takes anything. ``on_result`` hears of every job's
+        result as it happens (from the threads running handlers: it must be thread-safe).
+
+        With history on, every attempt is recorded, and at most every ten minutes (across every
+        process sharing the database) the pass prunes history older than the retention.
         """
         options = PassOptions(
             limit=limit,
@@ -290,8 +310,196 @@ class Scheduler:
             max_seconds=max_seconds,
             keep_results=keep_results,
             handlers=None if handlers is None else _handler_names(handlers),
+            history=self.history_enabled,
         )
-        return Pass(self.store, self.clock, self.registry, options, stop=stop).run()
+        report = Pass(
+            self.store, self.clock, self.registry, options, stop=stop, on_result=on_result
+        ).run()
+        if self.history_enabled:
+            self._prune_now_and_then()
+        return report
+
+    # -- history ----------------------------------------------------------------------------------
+
+    def status(self, job_id: str) -> JobStatus:
+        """Where the job stands: scheduled, due, running (with its runner, started time and
+        progress), deferred, finished (its row is gone: ``last_run`` says how it ended), or
+        unknown (neither the jobs table nor the history knows the id)."""
+        job_id = rules.check_name(job_id, "job_id")
+        record = self.store.get_record(job_id)
+        runs = self.store.history(HistoryQuery(job_id=job_id, limit=1))
+        info = None if record is None else rules.job_info(record, self.now())
+        progress = None if record is None else record.progress
+        return hist.job_status(job_id, info, runs[0] if runs else None, progress)
+
+    def history(
+        self,
+        job_id: str | None = None,
+        *,
+        handler: str | None = None,
+        outcome: Outcome | str | None = None,
+        since: datetime | timedelta | None = None,
+        limit: int | None = 100,
+    ) -> list[JobRun]:
+        """History rows, newest first: of one job, a handler, an outcome, since a time (a
+        timedelta: that long ago); at most ``limit`` (None: all)."""
+        return self.store.history(
+            HistoryQuery(
+                job_id=None if job_id is None else rules.check_name(job_id, "job_id"),
+                handler=handler,
+                outcome=_outcome(outcome),
+                since=self._since(since),
+                limit=_limit(limit),
+            )
+        )
+
+    def failed_jobs(
+        self,
+        *,
+        handler: str | None = None,
+        since: datetime | timedelta | None = None,
+        limit: int | None = None,
+    ) -> list[JobRun]:
+        """The failed jobs not yet retried, newest first: the newest failed run of each id
+        whose job is gone (a failure whose job was replaced meanwhile is not listed)."""
+        runs = self.store.history(
+            HistoryQuery(
+                handler=handler,
+                since=self._since(since),
+                limit=None,
+                open_failures=True,
+            )
+        )
+        found = hist.newest_per_job(runs)
+        limit = _limit(limit)
+        return found if limit is None else found[:limit]
+
+    def retry(
+        self,
+        job_id: str,
+        *,
+        start: datetime | timedelta | None = None,
+        expiry: datetime | timedelta | None = None,
+    ) -> Job:
+        """Schedule a failed job again from its newest failed run: its payload, handler and
+        max_attempts, attempts reset, due ``start`` (default now), no expiry unless given.
+
+        ``MissingJobError`` if no failed run of ``job_id`` waits for a retry;
+        ``JobExistsError`` if a job with this id exists again (nothing is written).
+        """
+        job_id = rules.check_name(job_id, "job_id")
+        found = self.store.history(HistoryQuery(job_id=job_id, limit=None, open_failures=True))
+        if not found:
+            raise MissingJobError(
+                f"no failed run of job {job_id!r} waits for a retry (see jobsched history "
+                f"{job_id}); a job that has been retried already, or whose history was pruned, "
+                "cannot be retried from it"
+            )
+        return self._retry(found[0], start, expiry, self.now())
+
+    def retry_failed(
+        self,
+        *,
+        handler: str | None = None,
+        since: datetime | timedelta | None = None,
+        start: datetime | timedelta | None = None,
+        expiry: datetime | timedelta | None = None,
+    ) -> RetryReport:
+        """``retry`` every failed job not yet retried (of ``handler``, failed ``since``); an id
+        that exists again is skipped, and the report says so."""
+        now = self.now()
+        report = RetryReport()
+        for run in self.failed_jobs(handler=handler, since=since):
+            try:
+                report.scheduled.append(self._retry(run, start, expiry, now))
+            except JobExistsError:
+                report.skipped.append((run.job_id, "a job with this id exists again"))
+        return report
+
+    def _retry(
+        self,
+        run: JobRun,
+        start: datetime | timedelta | None,
+        expiry: datetime | timedelta | None,
+        now: datetime,
+    ) -> Job:
+        new = rules.new_job(
+            run.job_id,
+            now if start is None else start,
+            run.handler,
+            run.data,
+            now=now,
+            expiry=expiry,
+            max_attempts=run.max_attempts,
+            max_payload_bytes=max(self.max_payload_bytes, len((run.payload or "").encode())),
+        )
+        self.store.retry(new, now)
+        return new.job
+
+    def prune_history(self, older_than: timedelta | None = None) -> int:
+        """Delete history rows older than the retention (failed runs: ``failed_retention``),
+        or with ``older_than``, every row older than that; in transactions of at most
+        1,000 rows. Returns how many rows went."""
+        now = self.now()
+        if older_than is not None:
+            older_than = _positive_duration(older_than, "older_than", zero_ok=True)
+            return self.store.prune_history(now - older_than, now - older_than)
+        return self.store.prune_history(now - self.retention, now - self.failed_retention)
+
+    def _prune_now_and_then(self) -> None:
+        """A pass's own pruning: at most every ``PRUNE_EVERY`` across the database."""
+        now = self.now()
+        try:
+            if self.store.due_for_pruning(now, hist.PRUNE_EVERY):
+                self.store.prune_history(now - self.retention, now - self.failed_retention)
+        except Exception as e:  # bookkeeping: the next pass prunes instead
+            log.warning("could not prune the history (the next pass will): %s", e)
+
+    def stats(self) -> Stats:
+        """Per handler: jobs scheduled, due, running and deferred; how late its oldest due job
+        is; runs in the last hour and day by outcome; p50 and p95 run time in the last hour."""
+        now = self.now()
+        hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+        return hist.build_stats(
+            now,
+            self.store.job_counts(now),
+            self.store.outcome_counts(hour),
+            self.store.outcome_counts(day),
+            self.store.run_seconds(hour),
+        )
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many jobs are due and no runner holds, and the start of the oldest of them."""
+        return self.store.backlog(self.now())
+
+    def _since(self, since: datetime | timedelta | None) -> datetime | None:
+        if since is None:
+            return None
+        if isinstance(since, timedelta):
+            return self.now() - since
+        return rules.resolve_time(since, self.now(), "since")
+
+
+def _outcome(outcome: Outcome | str | None) -> Outcome | None:
+    if outcome is None or isinstance(outcome, Outcome):
+        return outcome
+    try:
+        return Outcome(outcome)
+    except ValueError:
+        names = ", ".join(o.value for o in hist.RECORDED_OUTCOMES)
+        raise UsageError(f"unknown outcome {outcome!r}; one of {names}") from None
+
+
+def _limit(limit: int | None) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UsageError(f"limit must be a positive integer or None, got {limit!r}")
+    return limit
+
+
+def _positive_duration(value: object, name: str, *, zero_ok: bool = False) -> timedelta:
+    if not isinstance(value, timedelta) or value < timedelta(0) or (not zero_ok and not value):
+        raise UsageError(f"{name} must be a positive timedelta, got {value!r}")
+    return value
 
 
 def _handler_names(handlers: Iterable[str]) -> tuple[str, ...]:

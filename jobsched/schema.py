@@ -1,4 +1,5 @@
-"""The ``jobs`` table as SQLAlchemy Core sees it, and the column types that hide dialect quirks.
+"""jobsched's tables as SQLAlchemy Core sees them (``jobs``, the history ``job_runs``,
+``jobsched_meta``), and the column types that hide dialect quirks.
 
 Alembic revisions in ``migrations/`` create this schema; a test checks that they agree. What each
 database stores a column as (and the table options of MySQL/MariaDB) comes from the dialect seam,
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from jobsched.store import dialect as seam
 
 #: The Alembic revision this code expects (checked against the migrations by a test).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 #: jobsched's own Alembic version table, apart from the host application's ``alembic_version``.
 VERSION_TABLE = "jobsched_alembic_version"
 
@@ -86,6 +87,16 @@ class LongText(sa.TypeDecorator[str]):
         return dialect.type_descriptor(_seam(dialect).long_text_type())
 
 
+class RowId(sa.TypeDecorator[int]):
+    """An auto-incrementing 64-bit row id (``Dialect.row_id_type``: SQLite's is its rowid)."""
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        return dialect.type_descriptor(_seam(dialect).row_id_type())
+
+
 metadata = sa.MetaData()
 
 # Typed as Any, as it has always been here: the store's statements are checked by their tests.
@@ -108,7 +119,50 @@ jobs: Any = sa.Table(
     sa.Column("claimed_by", sa.String(255), nullable=True),
     sa.Column("claimed_until", UtcDateTime(), nullable=True),
     sa.Column("started_at", UtcDateTime(), nullable=True),
+    # What the running handler last reported (``jobsched.progress``); cleared when it ends.
+    sa.Column("progress_done", sa.Double(), nullable=True),
+    sa.Column("progress_total", sa.Double(), nullable=True),
+    sa.Column("progress_note", sa.Text(), nullable=True),
     sa.Index("ix_jobs_start", "start_time", "job_id"),
+    # Counting jobs per handler (``stats``) reads this index, not the table.
+    sa.Index("ix_jobs_handler", "handler", "start_time"),
     # The table options (MySQL's engine, charset and collation) are the dialect seam's
     # (``jobsched.store.dialect.table_options``), given by the migrations that create tables.
 )
+
+#: The history: one row per attempt that ended, or decision made without running the handler.
+job_runs: Any = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("run_id", RowId(), primary_key=True, autoincrement=True),
+    sa.Column("job_id", ExactString(255), nullable=False),
+    sa.Column("handler", ExactString(255), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("runner", sa.String(255), nullable=True),
+    sa.Column("scheduled_start", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    # The payload, for the outcomes that remove the job (succeeded, failed, expired).
+    sa.Column("data", LongText(), nullable=True),
+    # A newer state of the job won: the outcome was not written to it.
+    sa.Column("superseded", sa.Boolean(create_constraint=False), nullable=False),
+    # A failed run whose job ``retry`` scheduled again.
+    sa.Column("retried_at", UtcDateTime(), nullable=True),
+    # One job's runs; the newest of all (and pruning, and stats: covering); failed runs.
+    sa.Index("ix_job_runs_job", "job_id", "finished_at"),
+    sa.Index("ix_job_runs_finished", "finished_at", "handler", "outcome"),
+    sa.Index("ix_job_runs_outcome", "outcome", "finished_at"),
+)
+
+#: Facts about the database as a whole: when the history was last pruned.
+meta: Any = sa.Table(
+    "jobsched_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=True),
+)
+#: ``jobsched_meta``'s row of the last pruning of the history.
+PRUNED_AT = "history_pruned_at"

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import DatabaseError, UsageError
-from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind
+from jobsched.history import HistoryQuery, JobCounts, JobRun, NewRun
+from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind, Progress
 
 T = TypeVar("T")
 
@@ -52,6 +53,10 @@ class Claim:
     #: ``job.last_error`` says so). The job stays marked started until an op of this claim ends
     #: or replaces the attempt.
     lost: bool = False
+    #: The job's payload as stored (JSON text): history records it for some outcomes.
+    payload: str = "null"
+    #: When the lost attempt started (with ``lost``).
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,9 @@ class Op:
     attempts: int | None = None  # START, RETRY, KEEP: the job's attempts after this write
     error: str | None = None  # RETRY: the new last_error
     until: datetime | None = None  # START: the renewed end of the claim, if any
+    #: History rows written in the same transaction (the store adds whether the op applied).
+    runs: tuple[NewRun, ...] = ()
+    progress: Progress | None = None  # PROGRESS: the handler's latest report
 
 
 #: Formats the ``last_error`` of an attempt whose runner vanished: ``(last_error, attempts,
@@ -222,6 +230,46 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count(self) -> int: ...
+
+    # -- history ----------------------------------------------------------------------------------
+
+    #: Bookkeeping transactions retried since the store opened (the database was busy or away).
+    retries = 0
+
+    @abc.abstractmethod
+    def history(self, query: HistoryQuery) -> list[JobRun]:
+        """History rows matching ``query``, newest first (by finish, then by row id)."""
+
+    @abc.abstractmethod
+    def retry(self, new: NewJob, now: datetime) -> None:
+        """Insert ``new`` (NEW mode: ``JobExistsError`` if its id exists) and mark every open
+        failed run of its id retried at ``now``, in one transaction."""
+
+    @abc.abstractmethod
+    def prune_history(self, cutoff: datetime, failed_cutoff: datetime) -> int:
+        """Delete history rows that finished before ``cutoff`` (failed runs: before
+        ``failed_cutoff``), at most ``PRUNE_BATCH`` a transaction; returns how many."""
+
+    @abc.abstractmethod
+    def due_for_pruning(self, now: datetime, every: timedelta) -> bool:
+        """True for one caller in every ``every`` (across every process sharing the store),
+        which should then prune; the store notes ``now`` as the last time."""
+
+    @abc.abstractmethod
+    def job_counts(self, now: datetime) -> dict[str, JobCounts]:
+        """Per handler, its jobs by where they stand at ``now``."""
+
+    @abc.abstractmethod
+    def outcome_counts(self, since: datetime) -> dict[tuple[str, str], int]:
+        """Runs that finished at or after ``since``, per (handler, outcome value)."""
+
+    @abc.abstractmethod
+    def run_seconds(self, since: datetime) -> dict[str, list[float]]:
+        """Per handler, how long each run that finished at or after ``since`` ran (seconds)."""
+
+    @abc.abstractmethod
+    def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many jobs are due at ``now`` that no live claim holds, and the oldest's start."""
 
     @abc.abstractmethod
     def clear(self) -> int:

@@ -25,7 +25,8 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from jobsched.errors import DatabaseError, UsageError
-from jobsched.schema import jobs
+from jobsched.history import NewRun
+from jobsched.schema import job_runs, jobs
 
 T = TypeVar("T")
 
@@ -97,6 +98,10 @@ class Dialect:
     def long_text_type(self) -> sa.types.TypeEngine[Any]:
         """How ``schema.LongText`` is stored: text up to 16 MiB."""
         return sa.Text()
+
+    def row_id_type(self) -> sa.types.TypeEngine[Any]:
+        """How ``schema.RowId`` is stored: a 64-bit integer the database numbers itself."""
+        return sa.BigInteger()
 
     # -- what differs between databases while jobsched runs -------------------------------------
 
@@ -196,6 +201,15 @@ class Dialect:
             {(f"m_{k}" if k in match else f"b_{k}"): v for k, v in row.items()} for row in rows
         ]
         return int(conn.execute(statement, params).rowcount)
+
+    def starts_with(self, column: Any, prefix: str) -> sa.ColumnElement[bool]:
+        """``column`` begins with ``prefix`` (exactly, case and all), in a form an index on
+        ``column`` serves."""
+        return column.startswith(prefix, autoescape=True)  # type: ignore[no-any-return]
+
+    def insert_runs(self, conn: sa.Connection, runs: Sequence[tuple[NewRun, bool]]) -> None:
+        """Insert history rows, each with whether its op was superseded (did not apply)."""
+        conn.execute(job_runs.insert(), [_run_values(run, superseded) for run, superseded in runs])
 
     def savepoint(self, conn: sa.Connection) -> None:
         """Mark a point of this transaction that ``roll_back_to_savepoint`` returns to."""
@@ -345,6 +359,10 @@ class SqliteDialect(Dialect):
 
     def in_memory(self, url: sa.URL) -> bool:
         return sqlite_in_memory(url)
+
+    def row_id_type(self) -> sa.types.TypeEngine[Any]:
+        # Only INTEGER PRIMARY KEY is SQLite's rowid (64-bit already); BIGINT would not number.
+        return sa.Integer()
 
     def autocommit_engine(self, engine: sa.Engine, *, owned: bool) -> sa.Engine | None:
         if owned and not self.in_memory(engine.url):
@@ -687,6 +705,23 @@ class MysqlDialect(Dialect):
                 f"jobsched needs MySQL 8.0+ or MariaDB 10.6+ (for SKIP LOCKED); "
                 f"this server is {version}"
             )
+
+
+def _run_values(run: NewRun, superseded: bool) -> dict[str, Any]:
+    return {
+        "job_id": run.job_id,
+        "handler": run.handler,
+        "attempt": run.attempt,
+        "max_attempts": run.max_attempts,
+        "outcome": run.outcome.value,
+        "runner": run.runner,
+        "scheduled_start": run.scheduled_start,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "data": run.payload,
+        "superseded": superseded,
+    }
 
 
 #: Marker in the values of ``update_ids`` and ``update_each``: the column plus one.

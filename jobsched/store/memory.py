@@ -15,12 +15,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from jobsched.errors import JobExistsError, UsageError
+from jobsched.history import PRUNE_BATCH, HistoryQuery, JobCounts, JobRun, NewRun
 from jobsched.model import (
     Job,
     JobRecord,
@@ -28,10 +30,13 @@ from jobsched.model import (
     Mode,
     NewJob,
     OpKind,
+    Outcome,
+    Progress,
     parse_payload,
     with_attempts,
     with_data,
 )
+from jobsched.rules import DEFERRED_PREFIX
 from jobsched.store.base import (
     Claim,
     ClaimRequest,
@@ -56,6 +61,7 @@ class _Row:
         "entry",
         "job",
         "payload",
+        "progress",
         "started_at",
         "version",
     )
@@ -68,6 +74,7 @@ class _Row:
         self.claimed_by: str | None = None
         self.claimed_until: datetime | None = None
         self.started_at: datetime | None = None
+        self.progress: Progress | None = None
         #: Sequence number of this row's live heap entry.
         self.entry = 0
 
@@ -78,6 +85,7 @@ class _Row:
         self.claimed_until = None
         if attempt_ended:
             self.started_at = None
+            self.progress = None
 
     def load(self, new: NewJob) -> None:
         """Take every field of ``new`` (the claim and version are the caller's business)."""
@@ -98,6 +106,14 @@ class MemoryStore(Store):
         self._waiting: list[_Entry] = []
         #: Claimed jobs by (claimed_until, job_id).
         self._held: list[_Entry] = []
+        #: The history by run id (ids grow with each row), each job's run ids, and the run ids
+        #: in the order written, failed runs apart (they are kept longer): what pruning pops.
+        self._runs: dict[int, JobRun] = {}
+        self._run_ids = itertools.count(1)
+        self._runs_of: dict[str, list[int]] = {}
+        self._written: deque[int] = deque()
+        self._written_failed: deque[int] = deque()
+        self._pruned_at: datetime | None = None
 
     def describe(self) -> str:
         return "memory://"
@@ -183,6 +199,7 @@ class MemoryStore(Store):
         row.load(new)
         row.version += 1
         row.started_at = None
+        row.progress = None
         self._index(row)
 
     def get(self, job_id: str, *, conn: object = None) -> Job | None:
@@ -244,7 +261,7 @@ class MemoryStore(Store):
         with self._lock:
             # Unique within this store, the only place the token means anything.
             token = f"m{next(self._seq)}"
-            results = [self._apply_one(op) for op in ops]
+            results = self._apply_all(ops)
             # Claims that ran out make their jobs claimable again, in start order.
             while (entry := self._top(self._held)) is not None and entry[0] <= now:
                 heapq.heappop(self._held)
@@ -280,6 +297,7 @@ class MemoryStore(Store):
         if row.claim_token is not None:
             taken_from = row.claimed_by or "an unknown runner"
         lost = row.started_at is not None
+        lost_start = row.started_at
         if lost:
             error = request.lost_error(
                 row.job.last_error, job.attempts, row.claimed_by, row.claimed_until
@@ -291,11 +309,31 @@ class MemoryStore(Store):
         row.claimed_until = now + lease
         row.version += 1
         self._index(row)
-        return Claim(job, row.version, token, lease, now + lease, taken_from=taken_from, lost=lost)
+        return Claim(
+            job,
+            row.version,
+            token,
+            lease,
+            now + lease,
+            taken_from=taken_from,
+            lost=lost,
+            payload=row.payload,
+            started_at=lost_start,
+        )
 
     def apply(self, ops: Sequence[Op]) -> list[bool]:
         with self._lock:
-            return [self._apply_one(op) for op in ops]
+            return self._apply_all(ops)
+
+    def _apply_all(self, ops: Sequence[Op]) -> list[bool]:
+        """Apply ``ops`` and write the history rows they carry (the caller holds the lock)."""
+        results = []
+        for op in ops:
+            applied = self._apply_one(op)
+            for run in op.runs:
+                self._add_run(run, superseded=not applied)
+            results.append(applied)
+        return results
 
     def _apply_one(self, op: Op) -> bool:
         job_id = op.claim.job.job_id
@@ -307,16 +345,20 @@ class MemoryStore(Store):
             return True
         if row.version != op.claim.version:
             # A newer state won (the job was rescheduled or updated meanwhile): let it go, but
-            # not while its handler runs (a start mark that lost): it must not start twice.
-            if op.kind is not OpKind.START:
+            # not while its handler runs (a start mark or progress that lost): it must not start
+            # twice.
+            if op.kind not in (OpKind.START, OpKind.PROGRESS):
                 self._release(row, attempt_ended=False)
             return False
         if op.kind is OpKind.REMOVE:
             del self._rows[job_id]
+        elif op.kind is OpKind.PROGRESS:
+            row.progress = op.progress
         elif op.kind is OpKind.START:
             assert op.at is not None and op.attempts is not None
             row.job = with_attempts(row.job, op.attempts)
             row.started_at = op.at.astimezone(UTC)
+            row.progress = None
             if op.until is not None:
                 row.claimed_until = op.until.astimezone(UTC)
                 self._index(row)
@@ -404,6 +446,153 @@ class MemoryStore(Store):
         with self._lock:
             return len(self._rows)
 
+    # -- history ----------------------------------------------------------------------------------
+
+    def _add_run(self, new: NewRun, *, superseded: bool) -> None:
+        run_id = next(self._run_ids)
+        self._runs[run_id] = JobRun(
+            run_id,
+            new.job_id,
+            new.handler,
+            new.attempt,
+            new.max_attempts,
+            new.outcome,
+            new.runner,
+            new.scheduled_start.astimezone(UTC),
+            None if new.started_at is None else new.started_at.astimezone(UTC),
+            new.finished_at.astimezone(UTC),
+            new.error,
+            new.payload,
+            superseded,
+        )
+        self._runs_of.setdefault(new.job_id, []).append(run_id)
+        (self._written_failed if new.outcome is Outcome.FAILED else self._written).append(run_id)
+
+    def history(self, query: HistoryQuery) -> list[JobRun]:
+        with self._lock:
+            if query.job_id is not None:
+                ids: Sequence[int] = self._runs_of.get(query.job_id, [])
+            elif query.open_failures:
+                ids = self._written_failed
+            else:
+                ids = list(self._runs)
+            since = None if query.since is None else query.since.astimezone(UTC)
+            found = [
+                run
+                for run_id in ids
+                if (run := self._runs.get(run_id)) is not None
+                and (query.handler is None or run.handler == query.handler)
+                and (query.outcome is None or run.outcome is query.outcome)
+                and (since is None or run.finished_at >= since)
+                and (not query.open_failures or _open_failure(run))
+            ]
+        found.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
+        return found if query.limit is None else found[: query.limit]
+
+    def retry(self, new: NewJob, now: datetime) -> None:
+        with self._lock:
+            if new.job.job_id in self._rows:
+                raise JobExistsError(new.job.job_id)
+            self._add(new, new_version())
+            for run_id in self._runs_of.get(new.job.job_id, []):
+                run = self._runs.get(run_id)
+                if run is not None and _open_failure(run):
+                    self._runs[run_id] = replace(run, retried_at=now.astimezone(UTC))
+
+    def prune_history(self, cutoff: datetime, failed_cutoff: datetime) -> int:
+        pruned = 0
+        for written, before in ((self._written, cutoff), (self._written_failed, failed_cutoff)):
+            more = True
+            while more:  # a batch a turn of the lock, as the SQL store's transactions
+                with self._lock:
+                    more = False
+                    for _ in range(PRUNE_BATCH):
+                        if not written:
+                            break
+                        run = self._runs.get(written[0])
+                        if run is not None and run.finished_at >= before:
+                            break
+                        written.popleft()
+                        if run is not None:
+                            del self._runs[run.run_id]
+                            runs_of = self._runs_of[run.job_id]
+                            runs_of.remove(run.run_id)
+                            if not runs_of:
+                                del self._runs_of[run.job_id]
+                            pruned += 1
+                    else:
+                        more = True
+        return pruned
+
+    def due_for_pruning(self, now: datetime, every: timedelta) -> bool:
+        with self._lock:
+            if self._pruned_at is not None and now - self._pruned_at < every:
+                return False
+            self._pruned_at = now
+            return True
+
+    def job_counts(self, now: datetime) -> dict[str, JobCounts]:
+        counts: dict[str, dict[str, int]] = {}
+        oldest: dict[str, datetime] = {}
+        with self._lock:
+            for row in self._rows.values():
+                job = row.job
+                held = row.claimed_until is not None and row.claimed_until > now
+                where = counts.setdefault(job.handler, dict.fromkeys(_COUNTED, 0))
+                if held and row.started_at is not None:
+                    where["running"] += 1
+                elif held or row.started_at is not None or job.start <= now:
+                    if (
+                        not held
+                        and row.started_at is None
+                        and job.last_error is not None
+                        and job.last_error.startswith(DEFERRED_PREFIX)
+                    ):
+                        where["deferred"] += 1
+                    else:
+                        where["due"] += 1
+                    if not held and job.start <= now:
+                        first = oldest.get(job.handler)
+                        if first is None or job.start < first:
+                            oldest[job.handler] = job.start
+                elif job.last_error is not None and job.last_error.startswith(DEFERRED_PREFIX):
+                    where["deferred"] += 1
+                else:
+                    where["scheduled"] += 1
+        return {
+            handler: JobCounts(**values, oldest_due=oldest.get(handler))
+            for handler, values in counts.items()
+        }
+
+    def outcome_counts(self, since: datetime) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        with self._lock:
+            for run in self._runs.values():
+                if run.finished_at >= since:
+                    key = (run.handler, run.outcome.value)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def run_seconds(self, since: datetime) -> dict[str, list[float]]:
+        seconds: dict[str, list[float]] = {}
+        with self._lock:
+            for run in self._runs.values():
+                if run.finished_at >= since and run.started_at is not None:
+                    elapsed = (run.finished_at - run.started_at).total_seconds()
+                    seconds.setdefault(run.handler, []).append(elapsed)
+        return seconds
+
+    def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        count, oldest = 0, None
+        with self._lock:
+            for row in self._rows.values():
+                held = row.claimed_until is not None and row.claimed_until > now
+                if not held and row.job.start <= now:
+                    count += 1
+                    if oldest is None or row.job.start < oldest:
+                        oldest = row.job.start
+        return count, oldest
+
     def clear(self) -> int:
         with self._lock:
             count = len(self._rows)
@@ -413,13 +602,21 @@ class MemoryStore(Store):
             return count
 
 
+_COUNTED = ("scheduled", "due", "running", "deferred")
+
+
+def _open_failure(run: JobRun) -> bool:
+    """A failed run not yet retried, whose outcome was written (not superseded)."""
+    return run.outcome is Outcome.FAILED and run.retried_at is None and not run.superseded
+
+
 def _job(row: _Row) -> Job:
     """The stored job with a fresh copy of its data (the caller may change it freely)."""
     return with_data(row.job, parse_payload(row.payload))
 
 
 def _record(row: _Row) -> JobRecord:
-    return JobRecord(_job(row), row.claimed_by, row.claimed_until, row.started_at)
+    return JobRecord(_job(row), row.claimed_by, row.claimed_until, row.started_at, row.progress)
 
 
 def _refuse_conn(conn: object) -> None:

@@ -8,14 +8,26 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from jobsched.errors import DatabaseError, JobExistsError, SchemaError, UsageError, cut_text
-from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind, parse_payload
-from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, jobs
+from jobsched.history import PRUNE_BATCH, HistoryQuery, JobCounts, JobRun
+from jobsched.model import (
+    Job,
+    JobRecord,
+    MigrateResult,
+    Mode,
+    NewJob,
+    OpKind,
+    Outcome,
+    Progress,
+    parse_payload,
+)
+from jobsched.rules import DEFERRED_PREFIX
+from jobsched.schema import PRUNED_AT, SCHEMA_REVISION, VERSION_TABLE, job_runs, jobs, meta
 from jobsched.store.base import (
     Claim,
     ClaimRequest,
@@ -44,14 +56,17 @@ T = TypeVar("T")
 K = TypeVar("K")
 
 c = jobs.c
+r = job_runs.c
 _CLAIM_CLEARED = {"claim_token": None, "claimed_by": None, "claimed_until": None}
-#: An attempt that ended (kept, retried, deferred): its claim and its started mark go.
-_ATTEMPT_ENDED = {**_CLAIM_CLEARED, "started_at": None}
+_NO_PROGRESS = {"progress_done": None, "progress_total": None, "progress_note": None}
+#: An attempt that ended (kept, retried, deferred): its claim, started mark and progress go.
+_ATTEMPT_ENDED = {**_CLAIM_CLEARED, "started_at": None, **_NO_PROGRESS}
 #: What each kind of write sets in every row it writes (beyond ``_written``).
 _COMMON: dict[OpKind, dict[str, Any]] = {
-    OpKind.START: {},
+    OpKind.START: _NO_PROGRESS,
     OpKind.RETRY: {**_ATTEMPT_ENDED, "version": BUMP},
     OpKind.KEEP: {**_ATTEMPT_ENDED, "version": BUMP},
+    OpKind.PROGRESS: {},
 }
 #: Seconds API calls keep retrying a busy database (deadlock, lock wait, SQLite busy).
 API_PATIENCE = 10.0
@@ -218,6 +233,7 @@ class SqlStore(Store):
                 again = kind in (BUSY, DISCONNECTED) or (reconnect and kind == UNREACHABLE)
                 if not again or time.monotonic() + delay > deadline:
                     raise self._translate(e) from e
+                self.retries += 1
                 log.debug("retrying a %s transaction after %s: %s", kind, type(e).__name__, e.orig)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -647,7 +663,17 @@ class SqlStore(Store):
                 last_error,
             )
             claims.append(
-                Claim(job, version + 1, token, lease, until, taken_from, started_at is not None)
+                Claim(
+                    job,
+                    version + 1,
+                    token,
+                    lease,
+                    until,
+                    taken_from,
+                    started_at is not None,
+                    data,
+                    started_at,
+                )
             )
         held = {"claim_token": token, "claimed_by": request.runner, "version": BUMP}
         for until, ids in free.items():
@@ -674,6 +700,15 @@ class SqlStore(Store):
         """
         if not ops:
             return []
+        results = self._apply_ops(conn, ops)
+        runs = [
+            (run, not applied) for op, applied in zip(ops, results, strict=True) for run in op.runs
+        ]
+        if runs:
+            self.dialect.insert_runs(conn, runs)
+        return results
+
+    def _apply_ops(self, conn: sa.Connection, ops: Sequence[Op]) -> list[bool]:
         if len({op.claim.job.job_id for op in ops}) == len(ops):
             self.dialect.savepoint(conn)
             if self._apply_if_all_hold(conn, ops):
@@ -726,9 +761,11 @@ class SqlStore(Store):
                 applied = holds and row is not None and row[1] == op.claim.version
                 if applied:
                     writes.setdefault((op.kind, op.until is None), []).append(op)
-            if holds and (op.kind is OpKind.RELEASE or not (applied or op.kind is OpKind.START)):
-                # Given back, or outrun by a newer state: the claim goes. A start mark that lost
-                # leaves it: the handler is running, and the job must not start twice.
+            running = op.kind in (OpKind.START, OpKind.PROGRESS)
+            if holds and (op.kind is OpKind.RELEASE or not (applied or running)):
+                # Given back, or outrun by a newer state: the claim goes. A start mark (or
+                # progress) that lost leaves it: the handler is running, and the job must not
+                # start twice.
                 cleared.append(op.claim.job.job_id)
             results.append(applied)
         d = self.dialect
@@ -832,6 +869,169 @@ class SqlStore(Store):
     def clear(self) -> int:
         return self.transaction(lambda conn: conn.execute(jobs.delete()).rowcount, write=True)
 
+    # -- history ----------------------------------------------------------------------------------
+
+    def history(self, query: HistoryQuery) -> list[JobRun]:
+        select = sa.select(job_runs)
+        if query.job_id is not None:
+            select = select.where(r.job_id == query.job_id)
+        if query.open_failures:
+            select = select.where(_OPEN_FAILURE)
+        elif query.outcome is not None:
+            select = select.where(r.outcome == query.outcome.value)
+        if query.handler is not None:
+            select = select.where(r.handler == query.handler)
+        if query.since is not None:
+            select = select.where(r.finished_at >= query.since)
+        select = select.order_by(r.finished_at.desc(), r.run_id.desc())
+        if query.limit is not None:
+            select = select.limit(query.limit)
+        rows = self.transaction(lambda conn: conn.execute(select).all(), write=False)
+        return [_run(row) for row in rows]
+
+    def retry(self, new: NewJob, now: datetime) -> None:
+        [row] = _new_rows([new])
+
+        def work(conn: sa.Connection) -> None:
+            try:
+                self.dialect.insert_jobs(conn, [row], OnConflict.FAIL)
+            except sa.exc.IntegrityError as e:
+                if self.dialect.classify(e) == DUPLICATE:
+                    raise JobExistsError(new.job.job_id) from None
+                raise
+            conn.execute(
+                job_runs.update()
+                .where(r.job_id == new.job.job_id, _OPEN_FAILURE)
+                .values(retried_at=now)
+            )
+
+        self.transaction(work, write=True)
+
+    def prune_history(self, cutoff: datetime, failed_cutoff: datetime) -> int:
+        # Old rows by finish time (an index), a batch a short transaction: the ids first, then
+        # a delete of exactly those rows, which locks nothing else (new rows go in at the end).
+        pruned = 0
+        for outcome, before in (
+            (r.outcome != Outcome.FAILED.value, cutoff),
+            (r.outcome == Outcome.FAILED.value, failed_cutoff),
+        ):
+            query = (
+                sa.select(r.run_id)
+                .where(r.finished_at < before, outcome)
+                .order_by(r.finished_at)
+                .limit(PRUNE_BATCH)
+            )
+
+            def work(conn: sa.Connection, query: sa.Select[Any] = query) -> int:
+                ids = list(conn.execute(query).scalars())
+                if ids:
+                    conn.execute(job_runs.delete().where(r.run_id.in_(ids)))
+                return len(ids)
+
+            while True:
+                deleted = self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE)
+                pruned += deleted
+                if deleted < PRUNE_BATCH:
+                    break
+        return pruned
+
+    def due_for_pruning(self, now: datetime, every: timedelta) -> bool:
+        m = meta.c
+        statement = (
+            meta.update()
+            .where(m.name == PRUNED_AT, sa.or_(m.at.is_(None), m.at <= now - every))
+            .values(at=now)
+        )
+        return bool(
+            self.transaction(lambda conn: conn.execute(statement).rowcount, write=True) > 0
+        )
+
+    def job_counts(self, now: datetime) -> dict[str, JobCounts]:
+        # Every job of a handler, split at ``now`` by start: the (handler, start_time) index
+        # alone. Then the jobs whose start has come (the start index: the due ones, running
+        # ones and lost ones are among them), read row by row to say where each stands; and
+        # the deferred ones waiting for their next try, found through the history (a pass
+        # defers a job for an hour, and writes a history row when it does).
+        started = sa.case((c.start_time <= now, 1), else_=0)
+        by_start = (
+            sa.select(c.handler, sa.func.count(), sa.func.sum(started))
+            .select_from(jobs)
+            .group_by(c.handler)
+        )
+        held = sa.and_(c.claimed_until.is_not(None), c.claimed_until > now)
+        deferred = sa.and_(
+            sa.not_(held),
+            c.started_at.is_(None),
+            c.last_error.is_not(None),
+            self.dialect.starts_with(c.last_error, DEFERRED_PREFIX),
+        )
+        come = (
+            sa.select(
+                c.handler,
+                _count_if(sa.and_(held, c.started_at.is_not(None))),
+                _count_if(deferred),
+                sa.func.min(sa.case((sa.not_(held), c.start_time), else_=None)),
+            )
+            .where(c.start_time <= now)
+            .group_by(c.handler)
+        )
+        recently = (
+            sa.select(r.job_id)
+            .where(r.outcome == Outcome.DEFERRED.value, r.finished_at >= now - _DEFER_WINDOW)
+            .distinct()
+        )
+        waiting = (
+            sa.select(c.handler, sa.func.count())
+            .where(c.job_id.in_(recently), c.start_time > now, deferred)
+            .group_by(c.handler)
+        )
+
+        def work(conn: sa.Connection) -> dict[str, JobCounts]:
+            totals = {h: (int(n), int(s or 0)) for h, n, s in conn.execute(by_start)}
+            now_due = {h: (int(run or 0), int(d or 0), o) for h, run, d, o in conn.execute(come)}
+            later = {h: int(n) for h, n in conn.execute(waiting)}
+            counts = {}
+            for handler, (total, come_count) in totals.items():
+                running, deferred_now, oldest = now_due.get(handler, (0, 0, None))
+                deferred_later = later.get(handler, 0)
+                counts[handler] = JobCounts(
+                    scheduled=total - come_count - deferred_later,
+                    due=come_count - running - deferred_now,
+                    running=running,
+                    deferred=deferred_now + deferred_later,
+                    oldest_due=_aware(oldest),
+                )
+            return counts
+
+        return self.transaction(work, write=False)
+
+    def outcome_counts(self, since: datetime) -> dict[tuple[str, str], int]:
+        query = (
+            sa.select(r.handler, r.outcome, sa.func.count())
+            .where(r.finished_at >= since)
+            .group_by(r.handler, r.outcome)
+        )
+        rows = self.transaction(lambda conn: conn.execute(query).all(), write=False)
+        return {(handler, outcome): int(n) for handler, outcome, n in rows}
+
+    def run_seconds(self, since: datetime) -> dict[str, list[float]]:
+        query = sa.select(r.handler, r.started_at, r.finished_at).where(
+            r.finished_at >= since, r.started_at.is_not(None)
+        )
+        rows = self.transaction(lambda conn: conn.execute(query).all(), write=False)
+        seconds: dict[str, list[float]] = {}
+        for handler, started, finished in rows:
+            seconds.setdefault(handler, []).append((finished - started).total_seconds())
+        return seconds
+
+    def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        free = sa.or_(c.claimed_until.is_(None), c.claimed_until <= now)
+        query = sa.select(sa.func.count(), sa.func.min(c.start_time)).where(
+            c.start_time <= now, free
+        )
+        count, oldest = self.transaction(lambda conn: conn.execute(query).one(), write=False)
+        return int(count), _aware(oldest)
+
 
 #: What a claim reads of each row it takes (in ``SqlStore._take``'s order).
 #: What a transaction that needs no queueing enters.
@@ -873,6 +1073,13 @@ def _written(op: Op) -> dict[str, Any]:
         return {"start_time": op.at, "last_error": op.error, "attempts": op.attempts}
     if op.kind is OpKind.KEEP:
         return {"attempts": op.attempts}
+    if op.kind is OpKind.PROGRESS:
+        assert op.progress is not None
+        return {
+            "progress_done": op.progress.done,
+            "progress_total": op.progress.total,
+            "progress_note": op.progress.note,
+        }
     values = {"attempts": op.attempts, "started_at": op.at}
     return values if op.until is None else values | {"claimed_until": op.until}
 
@@ -963,6 +1170,7 @@ def _row(nj: NewJob, version: int) -> dict[str, Any]:
         "claimed_by": None,
         "claimed_until": None,
         "started_at": None,
+        **_NO_PROGRESS,
     }
 
 
@@ -981,7 +1189,52 @@ def _job(row: Any) -> Job:
 
 
 def _record(row: Any) -> JobRecord:
-    return JobRecord(_job(row), row.claimed_by, row.claimed_until, row.started_at)
+    progress = None
+    if row.progress_done is not None:
+        progress = Progress(row.progress_done, row.progress_total, row.progress_note)
+    return JobRecord(_job(row), row.claimed_by, row.claimed_until, row.started_at, progress)
+
+
+def _run(row: Any) -> JobRun:
+    return JobRun(
+        run_id=row.run_id,
+        job_id=row.job_id,
+        handler=row.handler,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        outcome=Outcome(row.outcome),
+        runner=row.runner,
+        scheduled_start=row.scheduled_start,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        payload=row.data,
+        superseded=bool(row.superseded),
+        retried_at=row.retried_at,
+    )
+
+
+#: A failed run not yet retried, whose outcome was written (not superseded).
+_OPEN_FAILURE = sa.and_(
+    r.outcome == Outcome.FAILED.value, r.retried_at.is_(None), r.superseded.is_(sa.false())
+)
+
+
+def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+#: How far back ``job_counts`` looks for deferrals: a deferred job waits an hour.
+_DEFER_WINDOW = timedelta(hours=1, minutes=5)
+
+
+def _aware(value: Any) -> datetime | None:
+    """A naive UTC datetime from an aggregate (``MIN`` loses the column's type) made aware."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return value
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 def default_url() -> str:
