@@ -864,7 +864,7 @@ def history_row(run: JobRun) -> list[str]:
 RECORDED_OUTCOME_NAMES = [outcome.value for outcome in RECORDED_OUTCOMES]
 
 
-@cli.command()
+@cli.command(short_help="List the runs of jobs, newest first.")
 @click.argument("job_id", required=False)
 @click.option("--handler", metavar="NAME", help="Only runs of this handler's jobs.")
 @click.option(
@@ -896,12 +896,12 @@ def history(
     if as_json:
         click.echo(json.dumps([run_json(run) for run in runs], ensure_ascii=False))
         return
-    for line in _table([history_row(run) for run in runs]):
+    for line in _table([history_row(run) for run in runs], right=frozenset({6})):
         click.echo(line)
     click.echo(f"{len(runs)} run(s)", err=True)
 
 
-@cli.command()
+@cli.command(short_help="List the failed jobs not yet retried.")
 @click.option("--handler", metavar="NAME", help="Only this handler's jobs.")
 @click.option(
     "--since",
@@ -937,7 +937,7 @@ def failed(
     click.echo(f"{len(runs)} failed job(s)", err=True)
 
 
-@cli.command()
+@cli.command(short_help="Schedule failed jobs again.")
 @click.argument("job_id", required=False)
 @click.option(
     "--failed", "all_failed", is_flag=True, help="Retry every failed job not yet retried."
@@ -968,7 +968,8 @@ def retry(
     expiry: datetime | timedelta | None,
 ) -> None:
     """Schedule failed job JOB_ID again (or with --failed, every failed job not yet retried)
-    from its history: its data, handler and max attempts, attempts reset, due now."""
+    from its history: its data, handler and max attempts, attempts reset, due now (or --at,
+    --in), no expiry unless --expiry. Give exactly one of JOB_ID and --failed."""
     if (job_id is None) == (not all_failed):
         raise UsageError("give exactly one of JOB_ID and --failed")
     if job_id is not None and (handler is not None or since is not None):
@@ -996,7 +997,7 @@ def retry(
     click.echo(f"retried {len(report.scheduled)} failed job(s), skipped {len(report.skipped)}")
 
 
-@cli.command()
+@cli.command(short_help="Delete old history rows.")
 @click.option(
     "--older-than",
     type=Duration(),
@@ -1067,7 +1068,7 @@ def stats_json(stats: Stats) -> dict[str, Any]:
     }
 
 
-@cli.command()
+@cli.command(short_help="Jobs and runs per handler.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_obj
 @exit_codes
