@@ -24,6 +24,9 @@ class Implementation:
     name: ClassVar[str]
     backend: ClassVar[str]
     workloads: ClassVar[frozenset[str]]
+    #: Whose tables it makes and loads, if another implementation's (it shares that one's
+    #: W3 template on SQLite); None: its own.
+    tables: ClassVar[str | None] = None
     #: W4: when (``time.monotonic()``) the runner's work was done, if earlier than its return.
     finished_at: float | None = None
 
@@ -50,6 +53,10 @@ class Implementation:
     def remaining(self) -> int:
         """Jobs left in the table (any start time)."""
         raise NotImplementedError
+
+    def history_rows(self) -> int | None:
+        """Rows in its history of attempts (None: it keeps none). Untimed, after the run."""
+        return None
 
     # -- in the child ---------------------------------------------------------------------------
 

@@ -132,6 +132,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             seconds, rss, _ = measure(spec, lambda: impl.run_pass(jobs, deadline))
             result.update(common.tally(common.RUNS, expected))
             result["due_left"] = impl.due_left()
+            result["history_rows"] = impl.history_rows()
         elif workload == "W4":
             print(READY, flush=True)
             line = sys.stdin.readline().strip()
@@ -157,7 +158,11 @@ def simulate(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def work() -> None:
-        out.update(simulate_year(int(spec["jobs"]), int(spec.get("days", 365))))
+        out.update(
+            simulate_year(
+                int(spec["jobs"]), int(spec.get("days", 365)), history=spec.get("history", True)
+            )
+        )
 
     _, rss, _ = measure(spec, work)
     outcomes = out["outcomes"]

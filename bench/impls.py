@@ -11,10 +11,14 @@ IMPLEMENTATIONS: dict[tuple[str, str], str] = {
     ("mariadb", "floor"): "bench.floor_mariadb:MariaDBFloor",
     ("mariadb", "apscheduler"): "bench.with_apscheduler:APSchedulerImpl",
     ("mariadb", "jobsched"): "bench.with_jobsched:JobschedMariaDB",
+    ("mariadb", "jobsched-nohistory"): "bench.with_jobsched:JobschedMariaDBNoHistory",
     ("sqlite", "floor"): "bench.floor_sqlite:SQLiteFloor",
     ("sqlite", "huey"): "bench.with_huey:HueyImpl",
     ("sqlite", "jobsched"): "bench.with_jobsched:JobschedSQLite",
+    ("sqlite", "jobsched-nohistory"): "bench.with_jobsched:JobschedSQLiteNoHistory",
 }
+#: The simulated year (W5, W5b) on the memory backend: implementation -> history on.
+MEMORY: dict[str, bool] = {"jobsched": True, "jobsched-nohistory": False}
 #: The peer each backend is compared with.
 PEERS = {"mariadb": "apscheduler", "sqlite": "huey"}
 LABELS = {
@@ -22,6 +26,7 @@ LABELS = {
     "apscheduler": "APScheduler",
     "huey": "Huey",
     "jobsched": "jobsched",
+    "jobsched-nohistory": "jobsched, history off",
 }
 BACKEND_LABELS = {"mariadb": "MariaDB", "sqlite": "SQLite file", "memory": "memory"}
 
@@ -37,3 +42,10 @@ def workloads_of(backend: str, name: str) -> frozenset[str]:
     module, _, cls = IMPLEMENTATIONS[(backend, name)].partition(":")
     workloads: frozenset[str] = getattr(importlib.import_module(module), cls).workloads
     return workloads
+
+
+def tables_of(backend: str, name: str) -> str:
+    """Whose tables ``name`` makes and loads (its own name unless it shares another's)."""
+    module, _, cls = IMPLEMENTATIONS[(backend, name)].partition(":")
+    tables: str | None = getattr(importlib.import_module(module), cls).tables
+    return tables or name

@@ -33,7 +33,16 @@ from typing import Any, TextIO
 
 from bench import common
 from bench.child import GO, READY, RESULT
-from bench.impls import BACKEND_LABELS, IMPLEMENTATIONS, LABELS, PEERS, implementation, workloads_of
+from bench.impls import (
+    BACKEND_LABELS,
+    IMPLEMENTATIONS,
+    LABELS,
+    MEMORY,
+    PEERS,
+    implementation,
+    tables_of,
+    workloads_of,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -50,6 +59,11 @@ TITLES = {
     "W5b": "a simulated year of per-minute passes over {sim_large} jobs (memory)",
     "W6": "{jobs} `schedule_job(conn=...)` in the caller's transaction with an app row",
 }
+#: Every implementation, in the harness's order; those a run without ``--impls`` measures.
+ALL_IMPLS = ["floor", "apscheduler", "huey", "jobsched", "jobsched-nohistory"]
+DEFAULT_IMPLS = ALL_IMPLS
+#: jobsched with its history of attempts off (issue 13 compares it with jobsched's default).
+NO_HISTORY = "jobsched-nohistory"
 #: What each workload reports, and whether more is better.
 UNITS = {"W3": "ms", "W5": "s", "W5b": "s"}
 
@@ -162,8 +176,9 @@ class Harness:
         steps: list[tuple[str, str, list[str]]] = []
         for workload in self.args.only:
             if workload in ("W5", "W5b"):
-                if "jobsched" in self.args.impls and "memory" in self.args.backends:
-                    steps.append((workload, "memory", ["jobsched"]))
+                names = [name for name in MEMORY if name in self.args.impls]
+                if names and "memory" in self.args.backends:
+                    steps.append((workload, "memory", names))
                 continue
             for backend in backends:
                 names = self.impls(workload, backend)
@@ -193,7 +208,12 @@ class Harness:
         try:
             if backend == "memory":
                 result = self.child(
-                    {"workload": workload, "jobs": jobs, "days": self.sizes.sim_days}
+                    {
+                        "workload": workload,
+                        "jobs": jobs,
+                        "days": self.sizes.sim_days,
+                        "history": MEMORY[name],
+                    }
                 )
             else:
                 target = self.prepare(workload, backend, name, run)
@@ -207,7 +227,9 @@ class Harness:
                 }
                 if workload == "W4":
                     result = self.two_runners(spec)
-                    result["left"] = implementation(backend, name, target).remaining()
+                    impl = implementation(backend, name, target)
+                    result["left"] = impl.remaining()
+                    result["history_rows"] = impl.history_rows()
                 else:
                     result = self.child(spec)
                 self.cleanup(backend, target)
@@ -233,7 +255,7 @@ class Harness:
         if workload == "W3":
             seeds, factor = common.split_future(self.sizes.w3_future)
             if backend == "sqlite":
-                shutil.copyfile(self.template(name, seeds, factor), target)
+                shutil.copyfile(self.template(tables_of(backend, name), seeds, factor), target)
             else:
                 impl.create(workload)
                 impl.load_future(seeds, factor)
@@ -382,7 +404,8 @@ class Harness:
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("JOBSCHED_DATABASE_URL", "JOBSCHED_APP"):
+    # JOBSCHED_HISTORY too: each jobsched implementation says whether its history is on.
+    for name in ("JOBSCHED_DATABASE_URL", "JOBSCHED_APP", "JOBSCHED_HISTORY"):
         env.pop(name, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
@@ -459,13 +482,15 @@ def fill(record: Record, result: dict[str, Any]) -> None:
         record.value = record.seconds * 1000
     else:
         record.value = record.seconds
-    keep = ("per_runner", "schedule_seconds", "passes", "outcomes")
+    keep = ("per_runner", "schedule_seconds", "passes", "outcomes", "history_rows")
     record.detail = {k: result[k] for k in keep if k in result}
     if "schedule_seconds" in record.detail:
         record.detail["schedule_seconds"] = round(record.detail["schedule_seconds"], 3)
     for key in ("count", "app_rows"):  # after W1, W1b, W6: only when some are missing
         if key in result and result[key] != record.jobs:
             record.detail[key] = result[key]
+    if record.detail.get("history_rows", 0) is None:
+        del record.detail["history_rows"]  # an implementation that keeps no history
     if result.get("notes"):
         record.detail["notes"] = "; ".join(result["notes"])
 
@@ -604,6 +629,60 @@ class Summary:
             )
         return lines
 
+    def history_rows(self) -> list[tuple[str, str]]:
+        """The (workload, backend) pairs measured with the history both on and off."""
+        return [
+            (workload, backend)
+            for workload, backend in self.rows()
+            if self.runs(workload, backend, "jobsched") and self.runs(workload, backend, NO_HISTORY)
+        ]
+
+    def paired(self, workload: str, backend: str) -> list[float]:
+        """Run k with the history on against run k with it off (they ran one after the other:
+        interleaved), as speed ratios (>1: on is faster)."""
+        off = {r.run: r.value for r in self.runs(workload, backend, NO_HISTORY) if r.value}
+        out = []
+        for r in self.runs(workload, backend, "jobsched"):
+            other = off.get(r.run)
+            if r.value and other:
+                out.append(r.value / other if higher_is_better(workload) else other / r.value)
+        return out
+
+    def spread(self, workload: str, backend: str, impl: str) -> str:
+        values = [r.value for r in self.runs(workload, backend, impl) if r.value is not None]
+        if not values:
+            return "-"
+        median = fmt(statistics.median(values), workload)
+        if len(values) < 2:
+            return median
+        low, high = (fmt(v, workload).split()[0] for v in (min(values), max(values)))
+        return f"{median} ({low}-{high})"
+
+    def history_table(self) -> list[str]:
+        lines = [
+            "| workload | database | history on | history off | on / off (medians) "
+            "| on / off (run by run) | target | |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for workload, backend in self.history_rows():
+            ratio = self.ratio(workload, backend, "jobsched", NO_HISTORY)
+            pairs = self.paired(workload, backend)
+            by_run = "-"
+            if pairs:
+                by_run = f"{statistics.median(pairs):.2f}x"
+                if len(pairs) > 1:
+                    by_run += f" ({min(pairs):.2f}-{max(pairs):.2f})"
+            at_least = HISTORY_TARGETS.get(workload)
+            lines.append(
+                f"| {workload} | {BACKEND_LABELS[backend]} "
+                f"| {self.spread(workload, backend, 'jobsched')} "
+                f"| {self.spread(workload, backend, NO_HISTORY)} "
+                f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {by_run} "
+                f"| {HISTORY_TARGET_TEXT.get(workload, '-')} "
+                f"| {met(None if ratio is None or at_least is None else ratio >= at_least)} |"
+            )
+        return lines
+
     # -- the issue's targets --------------------------------------------------------------------
 
     def targets(self) -> list[tuple[str, str, bool | None]]:
@@ -665,7 +744,36 @@ class Summary:
             ))  # fmt: skip
         absolute("W5", "memory", lambda v: v < 1, "W5 under 1 s (a year, 10,000 jobs)")
         absolute("W5b", "memory", lambda v: v < 10, "W5b under 10 s (a year, 100,000 jobs)")
+        # Issue 13: the history of attempts costs W2 at most 10%, W3 and W5 within 10%.
+        for workload, backends in (
+            ("W2", ("mariadb", "sqlite")),
+            ("W3", ("mariadb", "sqlite")),
+            ("W5", ("memory",)),
+            ("W5b", ("memory",)),
+        ):
+            for backend in backends:
+                on = self.median(workload, backend, "jobsched")
+                off = self.median(workload, backend, NO_HISTORY)
+                r = self.ratio(workload, backend, "jobsched", NO_HISTORY)
+                label = "" if backend == "memory" else BACKEND_LABELS[backend] + " "
+                out.append((
+                    f"{label}{workload} history on {HISTORY_TARGET_TEXT[workload]}",
+                    f"{r:.2f}x (on {fmt(on, workload)}, off {fmt(off, workload)})"
+                    if r is not None else "not measured",
+                    None if r is None else r >= HISTORY_TARGETS[workload],
+                ))  # fmt: skip
         return out
+
+
+#: Issue 13: how fast jobsched with its history on must be, as a share of it with the history off
+#: (W2 at least 0.9x; W3 and W5 "within 10%": their time at most 1.1x, a speed of 1/1.1x).
+HISTORY_TARGETS = {"W2": 0.9, "W3": 1 / 1.1, "W5": 1 / 1.1, "W5b": 1 / 1.1}
+HISTORY_TARGET_TEXT = {
+    "W2": ">= 0.9x history off",
+    "W3": "within 10% of history off (time <= 1.1x)",
+    "W5": "within 10% of history off (time <= 1.1x)",
+    "W5b": "within 10% of history off (time <= 1.1x)",
+}
 
 
 def mib(value: float | None) -> str:
@@ -782,6 +890,17 @@ def report(
         "",
     ]
     lines += summary.rss_table()
+    if summary.history_rows():
+        lines += ["", "## History on vs off (issue 13)", ""]
+        lines += summary.history_table()
+        lines += [
+            "",
+            "jobsched as it ships (history of attempts on) against `Scheduler(history=False)`",
+            "(`JOBSCHED_HISTORY=off` for W4's `jobsched run-due`), interleaved run by run in this",
+            "invocation: medians (min-max of the runs); `on / off` says how many times as",
+            "fast the history on is (below 1: slower). Run by run: run k on against run k off,",
+            "which ran one after the other.",
+        ]
     lines += ["", "## The issue's targets", "", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {what} | {measured} | {met(ok)} |" for what, measured, ok in summary.targets()]
     lines += ["", "## Every run", ""]
@@ -820,7 +939,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--only", help="workloads, comma-separated (default all): " + ",".join(ALL_WORKLOADS)
     )
     parser.add_argument("--backends", default="mariadb,sqlite,memory", help="default: all")
-    parser.add_argument("--impls", default="floor,apscheduler,huey,jobsched", help="default: all")
+    parser.add_argument(
+        "--impls",
+        default=",".join(DEFAULT_IMPLS),
+        help=f"default: {','.join(DEFAULT_IMPLS)} (choose from {','.join(ALL_IMPLS)})",
+    )
     parser.add_argument("--jobs", type=int, help="jobs of W1, W2, W4, W6 (default 5,000)")
     parser.add_argument("--bulk-jobs", type=int, help="jobs of W1b (default 100,000)")
     parser.add_argument("--w3-due", type=int, help="due jobs of W3 (default 100)")
@@ -878,11 +1001,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--runs must be at least 1")
     args.only = split(args.only, ALL_WORKLOADS, "--only", parser) if args.only else ALL_WORKLOADS
     args.backends = split(args.backends, ["mariadb", "sqlite", "memory"], "--backends", parser)
-    args.impls = split(args.impls, ["floor", "apscheduler", "huey", "jobsched"], "--impls", parser)
+    args.impls = split(args.impls, ALL_IMPLS, "--impls", parser)
     args.full = (
         args.only == ALL_WORKLOADS
         and len(args.backends) == 3
-        and len(args.impls) == 4
+        and set(args.impls) >= set(DEFAULT_IMPLS)
         and sizes == Sizes()
         and args.runs >= 3
     )
@@ -950,6 +1073,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = Summary(harness.records)
         print("\n".join(summary.table(args.sizes)))
         print()
+        if summary.history_rows():
+            print("\n".join(summary.history_table()))
+            print()
         for what, measured, ok in summary.targets():
             if ok is not None or args.full:
                 print(f"{met(ok):>12}  {what}: {measured}")

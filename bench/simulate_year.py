@@ -1,12 +1,13 @@
 """Simulate a year of per-minute cron passes over 10,000 jobs spread across it.
 
-    .venv/bin/python -m bench.simulate_year [--jobs 10000] [--days 365] [--seed 1]
+    .venv/bin/python -m bench.simulate_year [--jobs 10000] [--days 365] [--seed 1] [--history off]
 
 Workloads W5 and W5b of the benchmark (``python -m bench``) call ``simulate``.
 
 Every tenth job fails its first attempt (retried an hour later) and every twentieth reschedules
 itself once a week later, so the run has retries and jobs scheduled by handlers too. Prints the
-wall time, the passes run (ticks at which something was due) and the outcomes.
+wall time, the passes run (ticks at which something was due) and the outcomes. ``--history off``
+runs the same year with jobsched's history of attempts turned off (``Scheduler(history=False)``).
 """
 
 from __future__ import annotations
@@ -19,23 +20,25 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobsched import Job, JobSpec, Mode
+from jobsched import FakeClock, Job, JobSpec, Mode, Scheduler
 from jobsched.handlers import Registry
 from jobsched.testing import Simulator
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def simulate(jobs: int, days: int = 365, seed: int = 1) -> dict[str, Any]:
-    """Schedule ``jobs`` jobs over ``days`` days and simulate per-minute passes until none is left.
+def simulate(jobs: int, days: int = 365, seed: int = 1, *, history: bool = True) -> dict[str, Any]:
+    """Schedule ``jobs`` jobs over ``days`` days and simulate per-minute passes until none is left
+    (``history``: jobsched's history of attempts on or off).
 
     Returns the wall times of scheduling and of the simulation (``seconds``), and what it did.
     """
     logging.getLogger("jobsched").setLevel(logging.CRITICAL)  # retries log warnings
 
     registry = Registry()
-    sim = Simulator.in_memory(START, registry=registry)
-    scheduler = sim.scheduler
+    # Simulator.in_memory, with the history setting given.
+    scheduler = Scheduler("memory://", clock=FakeClock(START), registry=registry, history=history)
+    sim = Simulator(scheduler)
 
     def work(job: Job) -> bool | None:
         if job.data["fail_once"] and job.attempts == 1:
@@ -72,6 +75,8 @@ def simulate(jobs: int, days: int = 365, seed: int = 1) -> dict[str, Any]:
     elapsed = time.perf_counter() - began
 
     outcomes = Counter(entry.outcome.value for entry in log)
+    # What the history holds at the end (the retention prunes it as virtual time passes).
+    history_rows = len(scheduler.history(limit=None))
     return {
         "seconds": elapsed,
         "schedule_seconds": scheduled,
@@ -81,6 +86,7 @@ def simulate(jobs: int, days: int = 365, seed: int = 1) -> dict[str, Any]:
         "idle": log.idle,
         "ended": sim.now().isoformat(),
         "outcomes": dict(sorted(outcomes.items())),
+        "history_rows": history_rows,
     }
 
 
@@ -89,8 +95,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--history", choices=("on", "off"), default="on")
     args = parser.parse_args()
-    result = simulate(args.jobs, args.days, args.seed)
+    result = simulate(args.jobs, args.days, args.seed, history=args.history == "on")
     print(f"scheduled {args.jobs} jobs over {args.days} days in {result['schedule_seconds']:.2f}s")
     print(
         f"simulated {result['ticks']} one-minute ticks in {result['seconds']:.2f}s of wall time: "
@@ -98,6 +105,7 @@ def main() -> None:
         f"idle={result['idle']}, ended {result['ended']}"
     )
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in result["outcomes"].items()))
+    print(f"history {args.history}: {result['history_rows']} row(s) at the end")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 ``schedule_jobs``, ``run_due_jobs``, ``count_jobs``, ``list_jobs``, ``migrate``), the
 ``@jobsched.handler`` registry (``bench.jobsched_app``) and the ``jobsched run-due`` command.
 
+``jobsched-nohistory`` is the same with the history of attempts (``job_runs``) turned off:
+``Scheduler(url, history=False)``, and ``JOBSCHED_HISTORY=off`` for ``jobsched run-due`` (W4), so
+one invocation compares the two on the same runs.
+
 The one exception is W3's untimed load: 1,000 seed jobs go through ``schedule_jobs`` and are then
 copied a thousand times over by SQL on the documented ``jobs`` table (``bench.sqlbulk``), since
 scheduling a million jobs through the API would take minutes per run.
@@ -9,6 +13,7 @@ scheduling a million jobs through the API would take minutes per run.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime
 from typing import Any, ClassVar
@@ -25,6 +30,9 @@ class JobschedImpl(Implementation):
     name = "jobsched"
     workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W1b", "W2", "W3", "W4", "W6"})
 
+    #: Whether passes record every attempt in ``job_runs`` (jobsched's default: on).
+    history: ClassVar[bool] = True
+
     scheduler: Any = None
     engine: Any = None
 
@@ -35,7 +43,7 @@ class JobschedImpl(Implementation):
     def _scheduler(self) -> Any:
         from jobsched import Scheduler
 
-        return Scheduler(self.url)
+        return Scheduler(self.url, history=self.history)
 
     def _app_table(self) -> Any:
         import sqlalchemy as sa
@@ -94,11 +102,22 @@ class JobschedImpl(Implementation):
         finally:
             scheduler.close()
 
+    def history_rows(self) -> int | None:
+        scheduler = self.scheduler or self._scheduler()
+        try:
+            return len(scheduler.history(limit=None))
+        finally:
+            if scheduler is not self.scheduler:
+                scheduler.close()
+
     # -- in the child ---------------------------------------------------------------------------
 
     def open(self, workload: str) -> None:
         import bench.jobsched_app  # noqa: F401  (registers the handler, as an app module does)
 
+        # What ``jobsched run-due`` (W4, in this process) reads; the parent's own setting (if
+        # any) is not passed to children, so without this the history is on.
+        os.environ["JOBSCHED_HISTORY"] = "on" if self.history else "off"
         if workload == "W4":
             import jobsched.cli  # noqa: F401
 
@@ -181,6 +200,17 @@ class JobschedImpl(Implementation):
         raise NotImplementedError
 
 
+class NoHistory:
+    """Mixed in before a jobsched implementation: the same with the history off."""
+
+    name: ClassVar[str] = "jobsched-nohistory"
+    history: ClassVar[bool] = False
+    #: Scheduling writes no history: W1, W1b and W6 would measure the same code twice.
+    workloads: ClassVar[frozenset[str]] = frozenset({"W2", "W3", "W4"})
+    #: Its tables are jobsched's, loaded the same way (W3's SQLite template is shared).
+    tables: ClassVar[str | None] = "jobsched"
+
+
 class JobschedMariaDB(JobschedImpl):
     backend = "mariadb"
 
@@ -207,3 +237,11 @@ class JobschedSQLite(JobschedImpl):
             multiply_sqlite(conn, "jobs", "job_id", factor, autoincrement=False)
         finally:
             conn.close()
+
+
+class JobschedMariaDBNoHistory(NoHistory, JobschedMariaDB):
+    pass
+
+
+class JobschedSQLiteNoHistory(NoHistory, JobschedSQLite):
+    pass

@@ -3,7 +3,8 @@ for every implementation on every database, so it cannot rot while jobsched's in
 
 Nothing here looks at wall time. It checks that every run produced a figure and that jobsched and
 the raw floors ran every job exactly once; the peers' exactly-once results are reported by the
-harness, not asserted (APScheduler runs jobs twice with two schedulers on one table).
+harness, not asserted (APScheduler runs jobs twice with two schedulers on one table). jobsched's
+history holds one row per job a pass ran with the history on, none with it off (jobsched-nohistory).
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ EXPECTED = {
     ("W1", "mariadb"): {"floor", "apscheduler", "jobsched"},
     ("W1b", "mariadb"): {"floor", "jobsched"},
     ("W6", "mariadb"): {"jobsched"},
-    ("W2", "mariadb"): {"floor", "apscheduler", "jobsched"},
-    ("W3", "mariadb"): {"floor", "apscheduler", "jobsched"},
-    ("W4", "mariadb"): {"floor", "apscheduler", "jobsched"},
+    ("W2", "mariadb"): {"floor", "apscheduler", "jobsched", "jobsched-nohistory"},
+    ("W3", "mariadb"): {"floor", "apscheduler", "jobsched", "jobsched-nohistory"},
+    ("W4", "mariadb"): {"floor", "apscheduler", "jobsched", "jobsched-nohistory"},
     ("W1", "sqlite"): {"floor", "huey", "jobsched"},
     ("W1b", "sqlite"): {"floor", "jobsched"},
     ("W6", "sqlite"): {"jobsched"},
-    ("W2", "sqlite"): {"floor", "huey", "jobsched"},
-    ("W3", "sqlite"): {"floor", "huey", "jobsched"},
-    ("W4", "sqlite"): {"floor", "huey", "jobsched"},
-    ("W5", "memory"): {"jobsched"},
-    ("W5b", "memory"): {"jobsched"},
+    ("W2", "sqlite"): {"floor", "huey", "jobsched", "jobsched-nohistory"},
+    ("W3", "sqlite"): {"floor", "huey", "jobsched", "jobsched-nohistory"},
+    ("W4", "sqlite"): {"floor", "huey", "jobsched", "jobsched-nohistory"},
+    ("W5", "memory"): {"jobsched", "jobsched-nohistory"},
+    ("W5b", "memory"): {"jobsched", "jobsched-nohistory"},
 }
 
 
@@ -77,15 +78,21 @@ def test_the_harness_runs_every_workload_for_every_implementation(
         where = f"{run['workload']} {run['backend']} {run['impl']}"
         assert run["error"] is None, where
         assert run["value"] > 0, where
-        if run["impl"] in ("jobsched", "floor"):
+        if run["impl"] in ("jobsched", "jobsched-nohistory", "floor"):
             assert (run["duplicates"], run["missing"], run["unexpected"], run["left"]) == (
                 0, 0, 0, 0,
             ), where  # fmt: skip
         if run["workload"] in ("W2", "W3"):
             assert run["rss_kib"] > 0, where
+        if run["impl"] == "jobsched-nohistory":
+            assert run["detail"]["history_rows"] == 0, where
+        elif run["impl"] == "jobsched" and run["workload"] in ("W2", "W3", "W4"):
+            assert run["detail"]["history_rows"] == run["jobs"], where  # one run each
 
     report = results.read_text()
     for heading in ("## Versions", "## Machine", "## Medians", "## The issue's targets"):
         assert heading in report
     assert "MariaDB W2 >= 10x APScheduler" in report
     assert "SQLite W2 >= 10x Huey" in report
+    assert "## History on vs off (issue 13)" in report
+    assert "MariaDB W2 history on >= 0.9x history off" in report
