@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from jobsched.errors import UsageError, cut_text
 from jobsched.model import Job, JobInfo, JobState, JSONValue, Outcome, Progress, parse_payload
@@ -53,9 +54,9 @@ def history_enabled(setting: bool | None) -> bool:
     raise UsageError(f"JOBSCHED_HISTORY={value!r}: use on or off")
 
 
-@dataclass(frozen=True, slots=True)
-class NewRun:
-    """A history row to write, as a pass makes it (the store adds ``superseded``)."""
+class NewRun(NamedTuple):
+    """A history row to write, as a pass makes it (the store adds ``superseded``). A named
+    tuple: a pass makes one for every job it takes."""
 
     job_id: str
     handler: str

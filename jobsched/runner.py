@@ -461,13 +461,16 @@ class Pass:
         duration: float | None = None,
     ) -> None:
         job = claim.job
-        result = JobResult(job.job_id, job.handler, attempt, outcome, now, error, duration)
+        result = None
+        if self.report.keep_results or self.on_result is not None:
+            result = JobResult(job.job_id, job.handler, attempt, outcome, now, error, duration)
         with self._lock:
-            if self.report.keep_results:
+            if result is not None and self.report.keep_results:
                 self.report.record(result)
             else:
                 self.report.count(outcome)
         if self.on_result is not None:
+            assert result is not None
             self.on_result(result)
         if log.isEnabledFor(logging.INFO):
             log.info(

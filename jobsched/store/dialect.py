@@ -397,6 +397,38 @@ class SqliteDialect(Dialect):
             )
         return _SQLITE_INSERTS[on_conflict], values
 
+    def insert_runs(self, conn: sa.Connection, runs: Sequence[tuple[NewRun, bool]]) -> None:
+        # The driver's executemany with values as SQLAlchemy would store them (times as text):
+        # SQLAlchemy's own processes every value of every row in Python.
+        times: dict[datetime, str] = {}
+
+        def text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            found = times.get(value)
+            if found is None:
+                found = times[value] = _utc_text(value)
+            return found
+
+        params = [
+            (
+                run.job_id,
+                run.handler,
+                run.attempt,
+                run.max_attempts,
+                run.outcome.value,
+                run.runner,
+                text(run.scheduled_start),
+                text(run.started_at),
+                text(run.finished_at),
+                run.error,
+                run.payload,
+                1 if superseded else 0,
+            )
+            for run, superseded in runs
+        ]
+        conn.exec_driver_sql(_SQLITE_RUN_INSERT, params)
+
     def database_of(self, engine: sa.Engine) -> Hashable:
         # The file, as SQLite would open it now (relative to the current directory), with
         # symbolic links resolved. An in-memory database belongs to its engine's pool.
@@ -698,6 +730,51 @@ class MysqlDialect(Dialect):
             ).rowcount
         return matched
 
+    def insert_runs(self, conn: sa.Connection, runs: Sequence[tuple[NewRun, bool]]) -> None:
+        # Multi-row statements of literals (as ``_mysql_literals`` for jobs): PyMySQL would
+        # escape every parameter in Python, most of the write's time.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        escape = dbapi.escape
+        times: dict[datetime, str] = {}
+        words: dict[str | None, str] = {None: "NULL"}  # handler names (hex), outcomes, runners
+
+        def time_(value: datetime | None) -> str:
+            if value is None:
+                return "NULL"
+            found = times.get(value)
+            if found is None:
+                found = times[value] = _time_literal(value)
+            return found
+
+        def hexed(name: str) -> str:
+            found = words.get(name)
+            if found is None:
+                found = words[name] = f"X'{str.encode(name, 'utf-8').hex()}'"
+            return found
+
+        def word(value: str | None) -> str:
+            found = words.get(value)
+            if found is None:
+                found = words[value] = escape(value)
+            return found
+
+        for chunk in chunks(runs):
+            rows = [
+                f"(X'{str.encode(run.job_id, 'utf-8').hex()}',{hexed(run.handler)},"
+                f"{run.attempt:d},{run.max_attempts:d},{word(run.outcome.value)},"
+                f"{word(run.runner)},{time_(run.scheduled_start)},{time_(run.started_at)},"
+                f"{time_(run.finished_at)},"
+                f"{'NULL' if run.error is None else escape(run.error)},"
+                f"{'NULL' if run.payload is None else escape(run.payload)},"
+                f"{1 if superseded else 0})"
+                for run, superseded in chunk
+            ]
+            conn.exec_driver_sql(
+                f"{_MYSQL_RUN_INSERT}{','.join(rows)}",
+                execution_options={"no_parameters": True},
+            )
+
     def check_server(self, conn: sa.Connection) -> None:
         version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
         if not supports_skip_locked(version):
@@ -924,6 +1001,29 @@ _MYSQL_ON_CONFLICT = {
     + ", ".join(f"{name} = VALUES({name})" for name in _REPLACED)
     + ", version = version + 1, started_at = NULL",
 }
+
+
+#: The columns of a history row that a runner writes (``run_id`` and ``retried_at`` are not).
+RUN_COLUMNS = (
+    "job_id",
+    "handler",
+    "attempt",
+    "max_attempts",
+    "outcome",
+    "runner",
+    "scheduled_start",
+    "started_at",
+    "finished_at",
+    "error",
+    "data",
+    "superseded",
+)
+_RUN_COLUMN_LIST = ", ".join(RUN_COLUMNS)
+_SQLITE_RUN_INSERT = (
+    f"INSERT INTO {job_runs.name} ({_RUN_COLUMN_LIST}) "
+    f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+)
+_MYSQL_RUN_INSERT = f"INSERT INTO {job_runs.name} ({_RUN_COLUMN_LIST}) VALUES "
 
 
 def _mysql_literals(dbapi_conn: Any, rows: Sequence[NewRow]) -> list[str]:
