@@ -760,13 +760,17 @@ def _run_data(run: JobRun, limit: int | None = None) -> str:
 
 
 def _duration(value: timedelta | None) -> str:
-    """``0.31ms``, ``12.5ms``, ``2.500s``, ``42.5s``, ``3m12s``, ``2h5m``, ``14d``; ``-`` for
-    none."""
+    """``0s``, ``0.031ms``, ``1.25ms``, ``12.5ms``, ``250ms``, ``2.500s``, ``42.5s``, ``3m12s``,
+    ``2h5m``, ``14d``; ``-`` for none."""
     if value is None:
         return "-"
     seconds = value.total_seconds()
+    if not seconds:
+        return "0s"
     if seconds < 1:
-        return f"{seconds * 1000:.3g}ms"
+        ms = seconds * 1000
+        digits = 3 if ms < 1 else 2 if ms < 10 else 1 if ms < 100 else 0
+        return f"{ms:.{digits}f}ms"
     if seconds < 10:
         return f"{seconds:.3f}s"
     if seconds < 60:

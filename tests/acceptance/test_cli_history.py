@@ -503,7 +503,7 @@ def test_prune_keeps_the_history_younger_than_the_retention(seeded: str) -> None
 
 def test_prune_older_than_deletes_every_older_row_failed_runs_included(seeded: str) -> None:
     out = ok(run("prune", "--older-than", "0s", url=seeded))
-    assert out == "jobsched prune: deleted 4 history row(s) older than 0ms\n"
+    assert out == "jobsched prune: deleted 4 history row(s) older than 0s\n"
     assert history_json(seeded) == []
     assert failed_ids(seeded) == []
 
