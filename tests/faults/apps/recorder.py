@@ -12,6 +12,7 @@ run behaves; ``data["by_attempt"]["2"]`` overrides it for attempt 2:
 - ``keep``: return False (the job is kept)
 - ``file``: also append ``job_id attempt pid`` to this file (for when the database is down)
 - ``no_record``: do not write to the database at all
+- ``progress``: ``[done, total, note]`` reported with ``jobsched.progress`` after the start
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def behave(job: jobsched.Job) -> bool | None:
             f.write(f"{job.job_id} {job.attempts} {os.getpid()}\n")
     if not data.get("no_record"):
         record(job, "start")
+    if data.get("progress"):
+        jobsched.progress(*data["progress"])
     if data.get("sleep"):
         time.sleep(float(data["sleep"]))
     if data.get("wait_for"):
