@@ -348,3 +348,33 @@ def test_an_installed_wheel_migrates_without_a_checkout_and_is_typed(tmp_path: P
         cwd=elsewhere,
     )  # fmt: skip
     assert (module.returncode, module.stdout.strip()) == (0, "[]"), module.stderr
+
+
+def test_a_revision_0001_database_upgrades_to_the_history_schema_keeping_its_jobs(
+    empty_url: str,
+) -> None:
+    engine = sa.create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO jobs (job_id, handler, data, start_time, attempts, max_attempts, "
+                "created_at, version) VALUES ('kept', 'h', '{\"n\": 1}', "
+                "'2026-01-05 09:00:00.000000', 1, 3, '2026-01-05 08:00:00.000000', 7)"
+            )
+        scheduler = Scheduler(empty_url)
+        try:
+            assert scheduler.migrate() is MigrateResult.UPGRADED
+            job = scheduler.get_job("kept")
+            assert job is not None and (job.data, job.attempts) == ({"n": 1}, 1)
+            assert scheduler.status("kept").job == job
+            assert scheduler.history() == []
+        finally:
+            scheduler.close()
+        assert schema_diffs(engine) == []
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0001")
+        assert not sa.inspect(engine).has_table("job_runs")
+    finally:
+        engine.dispose()
