@@ -596,6 +596,7 @@ def run(url: str, plan: Plan, runs: int, say: Callable[[str], None]) -> str:
         f"{plan.deferred:,} deferred) over {len(HANDLERS) + 1} handlers; "
         f"{plan.runs + plan.deferred:,} history rows over the last 14 days "
         f"(loaded in {loaded:.0f} s, untimed)",
+        f"- size: {sizes(engine, url)}",
         f"- runs: {runs} of each, after a first call (which connects)",
         "",
         "| call | first call | median | max |",
@@ -651,6 +652,29 @@ def run(url: str, plan: Plan, runs: int, say: Callable[[str], None]) -> str:
             lines.append("")
     scheduler.close()
     return "\n".join(lines)
+
+
+def sizes(engine: sa.Engine, url: str) -> str:
+    """How big the tables are on disk (and, on MariaDB, the buffer pool they are read through)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            path = sa.make_url(url).database or ""
+            size = sum(
+                Path(f"{path}{suffix}").stat().st_size
+                for suffix in ("", "-wal")
+                if Path(f"{path}{suffix}").exists()
+            )
+            return f"database file {size / 2**20:,.0f} MiB"
+        rows = conn.exec_driver_sql(
+            "SELECT table_name, data_length, index_length FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name IN ('jobs', 'job_runs')"
+        ).all()
+        pool = conn.exec_driver_sql("SELECT @@innodb_buffer_pool_size").scalar_one()
+    tables = ", ".join(
+        f"{name} {data / 2**20:,.0f} MiB + indexes {index / 2**20:,.0f} MiB"
+        for name, data, index in sorted(rows)
+    )
+    return f"{tables}; InnoDB buffer pool {int(pool) / 2**20:,.0f} MiB"
 
 
 def version(engine: sa.Engine) -> str:
