@@ -845,6 +845,21 @@ def load_average() -> str:
         return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+#: A report file keeps what follows this line when a run writes it again (notes by hand, such as
+#: an issue's own measurements).
+KEEP_MARKER = "<!-- Kept when `make bench` writes this file again: notes below this line. -->"
+
+
+def kept_notes(path: Path) -> str:
+    """What ``path`` keeps when it is written again: from ``KEEP_MARKER`` to the end."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return ""
+    at = text.find(KEEP_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
+
+
 def report(
     harness: Harness, started: datetime, took: float, load_before: str, load_after: str
 ) -> str:
@@ -1081,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{met(ok):>12}  {what}: {measured}")
         results = args.results or (str(BENCH / "RESULTS.md") if args.full else None)
         if results:
-            Path(results).write_text(text)
+            Path(results).write_text(text + kept_notes(Path(results)))
             print(f"\nwrote {results} (took {took / 60:.1f} min)")
         else:
             print(f"\ntook {took / 60:.1f} min; no report written (a partial run: give --results)")
