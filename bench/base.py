@@ -33,6 +33,11 @@ class Implementation:
     def __init__(self, target: str) -> None:
         #: A ``mysql+pymysql://.../database`` URL, or the path of an SQLite file.
         self.target = target
+        #: jobsched's ``load_due``: first run a pass over the table (no job due yet), untimed,
+        #: as cron's previous pass would have, so the timed pass finds the database as passes
+        #: leave it (the history pruned a moment ago). False: the timed pass is the first on its
+        #: database. The others leave nothing behind a pass would find.
+        self.prior_pass = True
         #: What the run should report besides its figures (e.g. a peer's thread that died).
         self.notes: list[str] = []
 
