@@ -209,34 +209,6 @@ def lost_run(job: Job, runner: str | None, started_at: datetime | None, now: dat
     )
 
 
-def ended_run(
-    job: Job,
-    payload: str,
-    outcome: Outcome,
-    *,
-    attempt: int,
-    runner: str,
-    started_at: datetime | None,
-    finished_at: datetime,
-    error: str | None,
-) -> NewRun:
-    """The history row of an attempt that ended with ``outcome`` (or of a decision made
-    without running: ``started_at`` None)."""
-    return NewRun(
-        job.job_id,
-        job.handler,
-        attempt,
-        job.max_attempts,
-        outcome,
-        runner,
-        job.start,
-        started_at,
-        finished_at,
-        error,
-        payload if outcome in PAYLOAD_OUTCOMES else None,
-    )
-
-
 # -- stats --------------------------------------------------------------------------------------
 
 

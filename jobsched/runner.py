@@ -31,7 +31,7 @@ from jobsched.clock import Clock
 from jobsched.errors import NoHandlersError, UsageError
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
-from jobsched.history import NewRun, ended_run, lost_run
+from jobsched.history import PAYLOAD_OUTCOMES, NewRun, lost_run
 from jobsched.loops import EventLoops
 from jobsched.model import Job, JobResult, OpKind, Outcome, Progress, RunReport, with_attempts
 from jobsched.outbox import MAX_DELAY, Outbox
@@ -409,16 +409,20 @@ class Pass:
             self._taken_present.add(claim.job.job_id)
         outcome = verdict.outcome
         if self.options.history and outcome is not Outcome.RELEASED:
+            job = claim.job
             runs += (
-                ended_run(
-                    claim.job,
-                    claim.payload,
+                NewRun(
+                    job.job_id,
+                    job.handler,
+                    attempts,
+                    job.max_attempts,
                     outcome,
-                    attempt=attempts,
-                    runner=self.runner,
-                    started_at=None if finished is None else now,
-                    finished_at=now if finished is None else finished,
-                    error=verdict.error,
+                    self.runner,
+                    job.start,
+                    None if finished is None else now,
+                    now if finished is None else finished,
+                    verdict.error,
+                    claim.payload if outcome in PAYLOAD_OUTCOMES else None,
                 ),
             )
         self.outbox.put(

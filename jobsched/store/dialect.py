@@ -400,16 +400,6 @@ class SqliteDialect(Dialect):
     def insert_runs(self, conn: sa.Connection, runs: Sequence[tuple[NewRun, bool]]) -> None:
         # The driver's executemany with values as SQLAlchemy would store them (times as text):
         # SQLAlchemy's own processes every value of every row in Python.
-        times: dict[datetime, str] = {}
-
-        def text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            found = times.get(value)
-            if found is None:
-                found = times[value] = _utc_text(value)
-            return found
-
         params = [
             (
                 run.job_id,
@@ -418,9 +408,9 @@ class SqliteDialect(Dialect):
                 run.max_attempts,
                 run.outcome.value,
                 run.runner,
-                text(run.scheduled_start),
-                text(run.started_at),
-                text(run.finished_at),
+                _utc_text(run.scheduled_start),
+                None if run.started_at is None else _utc_text(run.started_at),
+                _utc_text(run.finished_at),
                 run.error,
                 run.payload,
                 1 if superseded else 0,
@@ -732,46 +722,49 @@ class MysqlDialect(Dialect):
 
     def insert_runs(self, conn: sa.Connection, runs: Sequence[tuple[NewRun, bool]]) -> None:
         # Multi-row statements of literals (as ``_mysql_literals`` for jobs): PyMySQL would
-        # escape every parameter in Python, most of the write's time.
+        # escape every parameter in Python, most of the write's time. The columns most rows of
+        # a batch share (handler, outcome, runner, ...) are rendered once per combination.
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         escape = dbapi.escape
+        shared: dict[tuple[Any, ...], str] = {}
         times: dict[datetime, str] = {}
-        words: dict[str | None, str] = {None: "NULL"}  # handler names (hex), outcomes, runners
 
-        def time_(value: datetime | None) -> str:
-            if value is None:
-                return "NULL"
+        def time_(value: datetime) -> str:
             found = times.get(value)
             if found is None:
                 found = times[value] = _time_literal(value)
             return found
 
-        def hexed(name: str) -> str:
-            found = words.get(name)
-            if found is None:
-                found = words[name] = f"X'{str.encode(name, 'utf-8').hex()}'"
-            return found
-
-        def word(value: str | None) -> str:
-            found = words.get(value)
-            if found is None:
-                found = words[value] = escape(value)
-            return found
-
-        for chunk in chunks(runs):
-            rows = [
-                f"(X'{str.encode(run.job_id, 'utf-8').hex()}',{hexed(run.handler)},"
-                f"{run.attempt:d},{run.max_attempts:d},{word(run.outcome.value)},"
-                f"{word(run.runner)},{time_(run.scheduled_start)},{time_(run.started_at)},"
-                f"{time_(run.finished_at)},"
-                f"{'NULL' if run.error is None else escape(run.error)},"
-                f"{'NULL' if run.payload is None else escape(run.payload)},"
-                f"{1 if superseded else 0})"
-                for run, superseded in chunk
-            ]
+        rows = []
+        for run, superseded in runs:
+            key = (
+                run.handler,
+                run.max_attempts,
+                run.outcome,
+                run.runner,
+                run.scheduled_start,
+                superseded,
+            )
+            common = shared.get(key)
+            if common is None:
+                common = shared[key] = (
+                    f"X'{str.encode(run.handler, 'utf-8').hex()}',{run.max_attempts:d},"
+                    f"{escape(run.outcome.value)},"
+                    f"{'NULL' if run.runner is None else escape(run.runner)},"
+                    f"{time_(run.scheduled_start)},{1 if superseded else 0}"
+                )
+            started, error, data = run.started_at, run.error, run.payload
+            rows.append(
+                f"({common},X'{str.encode(run.job_id, 'utf-8').hex()}',{run.attempt:d},"
+                f"{'NULL' if started is None else _time_literal(started)},"
+                f"{_time_literal(run.finished_at)},"
+                f"{'NULL' if error is None else escape(error)},"
+                f"{'NULL' if data is None else escape(data)})"
+            )
+        for chunk in chunks(rows):
             conn.exec_driver_sql(
-                f"{_MYSQL_RUN_INSERT}{','.join(rows)}",
+                f"{_MYSQL_RUN_INSERT}{','.join(chunk)}",
                 execution_options={"no_parameters": True},
             )
 
@@ -1020,10 +1013,24 @@ RUN_COLUMNS = (
 )
 _RUN_COLUMN_LIST = ", ".join(RUN_COLUMNS)
 _SQLITE_RUN_INSERT = (
-    f"INSERT INTO {job_runs.name} ({_RUN_COLUMN_LIST}) "
-    f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+    f"INSERT INTO {job_runs.name} ({_RUN_COLUMN_LIST}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
 )
-_MYSQL_RUN_INSERT = f"INSERT INTO {job_runs.name} ({_RUN_COLUMN_LIST}) VALUES "
+#: MySQL's literal rows put the columns most rows of a batch share first.
+_MYSQL_RUN_COLUMNS = (
+    "handler",
+    "max_attempts",
+    "outcome",
+    "runner",
+    "scheduled_start",
+    "superseded",
+    "job_id",
+    "attempt",
+    "started_at",
+    "finished_at",
+    "error",
+    "data",
+)
+_MYSQL_RUN_INSERT = f"INSERT INTO {job_runs.name} ({', '.join(_MYSQL_RUN_COLUMNS)}) VALUES "
 
 
 def _mysql_literals(dbapi_conn: Any, rows: Sequence[NewRow]) -> list[str]:
