@@ -196,11 +196,12 @@ class Scheduler:
         """
         return self.store.remove(rules.check_name(job_id, "job_id"), conn=conn)
 
-    def clear(self) -> int:
-        """Remove every job, claimed or running ones too, in one transaction; returns how many
-        there were. For tests (the ``jobsched_sim`` fixture empties a SQL database with it): a
-        running handler's outcome is then not written (the newer state wins)."""
-        return self.store.clear()
+    def clear(self, *, history: bool = True) -> int:
+        """Remove every job, claimed or running ones too, and (unless ``history=False``) the
+        history, in one transaction; returns how many jobs there were. For tests (the
+        ``jobsched_sim`` fixture empties a SQL database with it): a running handler's outcome
+        is then not written (the newer state wins)."""
+        return self.store.clear(history=history)
 
     def update_job(
         self,

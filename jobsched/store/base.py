@@ -272,8 +272,9 @@ class Store(abc.ABC):
         """How many jobs are due at ``now`` that no live claim holds, and the oldest's start."""
 
     @abc.abstractmethod
-    def clear(self) -> int:
-        """Delete every job, claimed or not, in one transaction; returns how many there were."""
+    def clear(self, *, history: bool = False) -> int:
+        """Delete every job, claimed or not (and with ``history`` every history row), in one
+        transaction; returns how many jobs there were."""
 
     def close(self) -> None:  # noqa: B027 (optional for backends)
         """Release connections."""

@@ -593,12 +593,18 @@ class MemoryStore(Store):
                         oldest = row.job.start
         return count, oldest
 
-    def clear(self) -> int:
+    def clear(self, *, history: bool = False) -> int:
         with self._lock:
             count = len(self._rows)
             self._rows.clear()
             self._waiting.clear()
             self._held.clear()
+            if history:
+                self._runs.clear()
+                self._runs_of.clear()
+                self._written.clear()
+                self._written_failed.clear()
+                self._pruned_at = None
             return count
 
 

@@ -866,8 +866,14 @@ class SqlStore(Store):
 
         return self.transaction(work, write=False)
 
-    def clear(self) -> int:
-        return self.transaction(lambda conn: conn.execute(jobs.delete()).rowcount, write=True)
+    def clear(self, *, history: bool = False) -> int:
+        def work(conn: sa.Connection) -> int:
+            if history:
+                conn.execute(job_runs.delete())
+                conn.execute(meta.update().where(meta.c.name == PRUNED_AT).values(at=None))
+            return int(conn.execute(jobs.delete()).rowcount)
+
+        return self.transaction(work, write=True)
 
     # -- history ----------------------------------------------------------------------------------
 

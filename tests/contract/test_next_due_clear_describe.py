@@ -44,6 +44,16 @@ def test_clear_removes_every_job_claimed_or_not_and_says_how_many(
     assert scheduler.next_due() is None
 
 
+def test_clear_removes_the_history_too_unless_told_to_keep_it(scheduler: Scheduler) -> None:
+    scheduler.registry.register("h", lambda job: None)
+    scheduler.schedule_job("a", timedelta(0), "h")
+    scheduler.run_due_jobs()
+    scheduler.clear(history=False)
+    assert [run.job_id for run in scheduler.history()] == ["a"]
+    scheduler.clear()
+    assert scheduler.history() == []
+
+
 def test_clear_on_an_empty_database_removes_nothing(scheduler: Scheduler) -> None:
     assert scheduler.clear() == 0
 
