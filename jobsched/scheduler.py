@@ -361,8 +361,9 @@ class Scheduler:
         since: datetime | timedelta | None = None,
         limit: int | None = None,
     ) -> list[JobRun]:
-        """The failed jobs not yet retried, newest first: the newest failed run of each id
-        whose job is gone (a failure whose job was replaced meanwhile is not listed)."""
+        """The failed jobs not yet retried, newest first: the newest failed run of each id.
+        A failure whose outcome was superseded (the job was replaced while it ran) is not
+        listed; one whose id was scheduled again since is (``retry`` then refuses it)."""
         runs = self.store.history(
             HistoryQuery(
                 handler=handler,
@@ -453,12 +454,15 @@ class Scheduler:
         try:
             if self.store.due_for_pruning(now, hist.PRUNE_EVERY):
                 self.store.prune_history(now - self.retention, now - self.failed_retention)
-        except Exception as e:  # bookkeeping: the next pass prunes instead
-            log.warning("could not prune the history (the next pass will): %s", e)
+        except Exception as e:  # bookkeeping: a pass ten minutes on prunes instead
+            log.warning(
+                "could not prune the history (a pass will try again within ten minutes): %s", e
+            )
 
     def stats(self) -> Stats:
         """Per handler: jobs scheduled, due, running and deferred; how late its oldest due job
-        is; runs in the last hour and day by outcome; p50 and p95 run time in the last hour."""
+        is; runs in the last hour and day by outcome; p50 and p95 run time in the last hour (of
+        the attempts that ended in this runner's hands: lost ones are left out)."""
         now = self.now()
         hour, day = now - timedelta(hours=1), now - timedelta(days=1)
         return hist.build_stats(

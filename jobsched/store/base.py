@@ -265,7 +265,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def run_seconds(self, since: datetime) -> dict[str, list[float]]:
-        """Per handler, how long each run that finished at or after ``since`` ran (seconds)."""
+        """Per handler, how long each run that finished at or after ``since`` ran (seconds);
+        lost attempts are left out (their end is when the loss was found)."""
 
     @abc.abstractmethod
     def backlog(self, now: datetime) -> tuple[int, datetime | None]:

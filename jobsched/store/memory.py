@@ -577,7 +577,11 @@ class MemoryStore(Store):
         seconds: dict[str, list[float]] = {}
         with self._lock:
             for run in self._runs.values():
-                if run.finished_at >= since and run.started_at is not None:
+                if (
+                    run.finished_at >= since
+                    and run.started_at is not None
+                    and run.outcome is not Outcome.LOST
+                ):
                     elapsed = (run.finished_at - run.started_at).total_seconds()
                     seconds.setdefault(run.handler, []).append(elapsed)
         return seconds

@@ -1020,7 +1020,7 @@ class SqlStore(Store):
 
     def run_seconds(self, since: datetime) -> dict[str, list[float]]:
         query = sa.select(r.handler, r.started_at, r.finished_at).where(
-            r.finished_at >= since, r.started_at.is_not(None)
+            r.finished_at >= since, r.started_at.is_not(None), r.outcome != Outcome.LOST.value
         )
         rows = self.transaction(lambda conn: conn.execute(query).all(), write=False)
         seconds: dict[str, list[float]] = {}

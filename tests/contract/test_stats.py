@@ -86,3 +86,18 @@ def test_the_backlog_counts_due_jobs_no_runner_holds(
     scheduler.schedule_job("due", timedelta(0), "h")
     scheduler.schedule_job("later", HOUR, "h")
     assert scheduler.backlog() == (2, clock.now() - timedelta(minutes=5))
+
+
+def test_run_times_leave_lost_attempts_out(scheduler: Scheduler, clock: FakeClock) -> None:
+    def takes(job: Job) -> None:
+        clock.advance(timedelta(seconds=1))
+
+    scheduler.registry.register("a", takes, timeout=timedelta(minutes=1))
+    scheduler.schedule_job("a-1", timedelta(0), "a")
+    [claim] = storeops.claim(scheduler.store, clock.now(), runner="dead-1:1")
+    assert scheduler.store.apply([storeops.start(claim, clock.now())]) == [True]
+    clock.advance(timedelta(minutes=2))
+    scheduler.run_due_jobs()
+    [a] = scheduler.stats().handlers
+    assert a.last_hour == {"lost": 1, "succeeded": 1}
+    assert (a.p50, a.p95) == (timedelta(seconds=1), timedelta(seconds=1))
