@@ -942,13 +942,21 @@ class SqlStore(Store):
         return pruned
 
     def due_for_pruning(self, now: datetime, every: timedelta) -> bool:
+        # Mostly it is not: a read says so (no write lock, no commit to wait for). When it is,
+        # one conditional UPDATE decides which of the passes that read it takes the turn.
         m = meta.c
+        read = sa.select(m.at).where(m.name == PRUNED_AT)
+        last = self.transaction(lambda conn: conn.execute(read).scalar(), write=False)
+        if last is not None and now - last < every:
+            return False
         statement = (
             meta.update()
             .where(m.name == PRUNED_AT, sa.or_(m.at.is_(None), m.at <= now - every))
             .values(at=now)
         )
-        return bool(self.transaction(lambda conn: conn.execute(statement).rowcount, write=True) > 0)
+        return bool(
+            self.transaction(lambda conn: conn.execute(statement).rowcount, write=True) > 0
+        )
 
     def job_counts(self, now: datetime) -> dict[str, JobCounts]:
         # Every job of a handler, split at ``now`` by start: the (handler, start_time) index
