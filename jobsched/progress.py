@@ -1,20 +1,21 @@
 """``jobsched.progress``: how a running handler reports how far it is.
 
-The pass sets where reports go (``reporting``) around each handler it runs, in a context
-variable, so a report reaches the right job from any handler thread and from ``async``
-handlers (their tasks copy the context). Outside a pass, a report is dropped at once.
+The pass sets where reports go (``sink``) around each handler it runs, in a context variable,
+so a report reaches the right job from any handler thread and from ``async`` handlers (their
+tasks copy the context). Outside a pass, a report is dropped at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from jobsched.history import checked_progress
 from jobsched.model import Progress
 
-_sink: ContextVar[Callable[[Progress], None] | None] = ContextVar("jobsched_progress", default=None)
+#: Where the reports of the handler running in this context go (the pass sets it around each
+#: handler it runs: ``sink.set(...)``, then ``sink.reset(token)``).
+sink: ContextVar[Callable[[Progress], None] | None] = ContextVar("jobsched_progress", default=None)
 
 
 def progress(done: float, total: float | None = None, note: str | None = None) -> None:
@@ -23,17 +24,7 @@ def progress(done: float, total: float | None = None, note: str | None = None) -
     the pass's next batch of writes, never a write per call) and shows in ``status`` and
     ``jobsched show`` while the handler runs. Outside a pass it does nothing.
     """
-    sink = _sink.get()
-    if sink is None:
+    to = sink.get()
+    if to is None:
         return
-    sink(checked_progress(done, total, note))
-
-
-@contextmanager
-def reporting(sink: Callable[[Progress], None]) -> Iterator[None]:
-    """Send the reports made in this context (a handler's) to ``sink``."""
-    token = _sink.set(sink)
-    try:
-        yield
-    finally:
-        _sink.reset(token)
+    to(checked_progress(done, total, note))

@@ -35,7 +35,7 @@ from jobsched.history import PAYLOAD_OUTCOMES, NewRun, lost_run
 from jobsched.loops import EventLoops
 from jobsched.model import Job, JobResult, OpKind, Outcome, Progress, RunReport, with_attempts
 from jobsched.outbox import MAX_DELAY, Outbox
-from jobsched.progress import reporting
+from jobsched.progress import sink as progress_sink
 from jobsched.rules import (
     FIRST_BATCH,
     Verdict,
@@ -319,9 +319,9 @@ class Pass:
             self.report.ran += 1
         self.heartbeat.running(claim)
         began = time.monotonic()
+        reports = progress_sink.set(functools.partial(self._progress, claim))
         try:
-            with reporting(functools.partial(self._progress, claim)):
-                result = self.loops.resolve(handler.fn(running))
+            result = self.loops.resolve(handler.fn(running))
         except (Exception, SystemExit, asyncio.CancelledError) as e:
             # sys.exit() in a handler fails its attempt like any error; the pass goes on.
             finished = self.clock.now()
@@ -332,6 +332,8 @@ class Pass:
         else:
             finished = self.clock.now()
             verdict = after_attempt(running, returned=result, now=finished)
+        finally:
+            progress_sink.reset(reports)
         elapsed = time.monotonic() - began
         with self._lock:
             self._handler_seconds += elapsed

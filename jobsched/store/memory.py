@@ -108,7 +108,7 @@ class MemoryStore(Store):
         self._held: list[_Entry] = []
         #: The history by run id (ids grow with each row), each job's run ids, and the run ids
         #: in the order written, failed runs apart (they are kept longer): what pruning pops.
-        self._runs: dict[int, JobRun] = {}
+        self._runs: dict[int, _StoredRun] = {}
         self._run_ids = itertools.count(1)
         self._runs_of: dict[str, list[int]] = {}
         self._written: deque[int] = deque()
@@ -450,21 +450,7 @@ class MemoryStore(Store):
 
     def _add_run(self, new: NewRun, *, superseded: bool) -> None:
         run_id = next(self._run_ids)
-        self._runs[run_id] = JobRun(
-            run_id,
-            new.job_id,
-            new.handler,
-            new.attempt,
-            new.max_attempts,
-            new.outcome,
-            new.runner,
-            new.scheduled_start.astimezone(UTC),
-            None if new.started_at is None else new.started_at.astimezone(UTC),
-            new.finished_at.astimezone(UTC),
-            new.error,
-            new.payload,
-            superseded,
-        )
+        self._runs[run_id] = (new, superseded, None)
         self._runs_of.setdefault(new.job_id, []).append(run_id)
         (self._written_failed if new.outcome is Outcome.FAILED else self._written).append(run_id)
 
@@ -476,18 +462,19 @@ class MemoryStore(Store):
                 ids = self._written_failed
             else:
                 ids = list(self._runs)
-            since = None if query.since is None else query.since.astimezone(UTC)
             found = [
-                run
+                (run_id, stored)
                 for run_id in ids
-                if (run := self._runs.get(run_id)) is not None
-                and (query.handler is None or run.handler == query.handler)
-                and (query.outcome is None or run.outcome is query.outcome)
-                and (since is None or run.finished_at >= since)
-                and (not query.open_failures or _open_failure(run))
+                if (stored := self._runs.get(run_id)) is not None
+                and (query.handler is None or stored[0].handler == query.handler)
+                and (query.outcome is None or stored[0].outcome is query.outcome)
+                and (query.since is None or stored[0].finished_at >= query.since)
+                and (not query.open_failures or _open_failure(stored))
             ]
-        found.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
-        return found if query.limit is None else found[: query.limit]
+        found.sort(key=lambda item: (item[1][0].finished_at, item[0]), reverse=True)
+        if query.limit is not None:
+            found = found[: query.limit]
+        return [_job_run(run_id, stored) for run_id, stored in found]
 
     def retry(self, new: NewJob, now: datetime) -> None:
         with self._lock:
@@ -495,11 +482,16 @@ class MemoryStore(Store):
                 raise JobExistsError(new.job.job_id)
             self._add(new, new_version())
             for run_id in self._runs_of.get(new.job.job_id, []):
-                run = self._runs.get(run_id)
-                if run is not None and _open_failure(run):
-                    self._runs[run_id] = replace(run, retried_at=now.astimezone(UTC))
+                stored = self._runs.get(run_id)
+                if stored is not None and _open_failure(stored):
+                    self._runs[run_id] = (stored[0], stored[1], now.astimezone(UTC))
 
     def prune_history(self, cutoff: datetime, failed_cutoff: datetime) -> int:
+        with self._lock:  # mostly nothing is old enough: say so at once
+            if not self._older(self._written, cutoff) and not self._older(
+                self._written_failed, failed_cutoff
+            ):
+                return 0
         pruned = 0
         for written, before in ((self._written, cutoff), (self._written_failed, failed_cutoff)):
             more = True
@@ -509,20 +501,26 @@ class MemoryStore(Store):
                     for _ in range(PRUNE_BATCH):
                         if not written:
                             break
-                        run = self._runs.get(written[0])
-                        if run is not None and run.finished_at >= before:
+                        run_id = written[0]
+                        stored = self._runs.get(run_id)
+                        if stored is not None and stored[0].finished_at >= before:
                             break
                         written.popleft()
-                        if run is not None:
-                            del self._runs[run.run_id]
-                            runs_of = self._runs_of[run.job_id]
-                            runs_of.remove(run.run_id)
+                        if stored is not None:
+                            del self._runs[run_id]
+                            job_id = stored[0].job_id
+                            runs_of = self._runs_of[job_id]
+                            runs_of.remove(run_id)
                             if not runs_of:
-                                del self._runs_of[run.job_id]
+                                del self._runs_of[job_id]
                             pruned += 1
                     else:
                         more = True
         return pruned
+
+    def _older(self, written: deque[int], before: datetime) -> bool:
+        """Whether the oldest row of ``written`` finished before ``before`` (lock held)."""
+        return bool(written) and self._runs[written[0]][0].finished_at < before
 
     def due_for_pruning(self, now: datetime, every: timedelta) -> bool:
         with self._lock:
@@ -567,7 +565,7 @@ class MemoryStore(Store):
     def outcome_counts(self, since: datetime) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
         with self._lock:
-            for run in self._runs.values():
+            for run, _, _ in self._runs.values():
                 if run.finished_at >= since:
                     key = (run.handler, run.outcome.value)
                     counts[key] = counts.get(key, 0) + 1
@@ -576,7 +574,7 @@ class MemoryStore(Store):
     def run_seconds(self, since: datetime) -> dict[str, list[float]]:
         seconds: dict[str, list[float]] = {}
         with self._lock:
-            for run in self._runs.values():
+            for run, _, _ in self._runs.values():
                 if (
                     run.finished_at >= since
                     and run.started_at is not None
@@ -615,9 +613,35 @@ class MemoryStore(Store):
 _COUNTED = ("scheduled", "due", "running", "deferred")
 
 
-def _open_failure(run: JobRun) -> bool:
+#: A history row as kept here: the row as written, whether it was superseded, when it was
+#: retried (a ``JobRun`` is made only when the history is read).
+_StoredRun = tuple[NewRun, bool, datetime | None]
+
+
+def _open_failure(stored: _StoredRun) -> bool:
     """A failed run not yet retried, whose outcome was written (not superseded)."""
-    return run.outcome is Outcome.FAILED and run.retried_at is None and not run.superseded
+    run, superseded, retried_at = stored
+    return run.outcome is Outcome.FAILED and retried_at is None and not superseded
+
+
+def _job_run(run_id: int, stored: _StoredRun) -> JobRun:
+    new, superseded, retried_at = stored
+    return JobRun(
+        run_id,
+        new.job_id,
+        new.handler,
+        new.attempt,
+        new.max_attempts,
+        new.outcome,
+        new.runner,
+        new.scheduled_start.astimezone(UTC),
+        None if new.started_at is None else new.started_at.astimezone(UTC),
+        new.finished_at.astimezone(UTC),
+        new.error,
+        new.payload,
+        superseded,
+        retried_at,
+    )
 
 
 def _job(row: _Row) -> Job:

@@ -954,9 +954,7 @@ class SqlStore(Store):
             .where(m.name == PRUNED_AT, sa.or_(m.at.is_(None), m.at <= now - every))
             .values(at=now)
         )
-        return bool(
-            self.transaction(lambda conn: conn.execute(statement).rowcount, write=True) > 0
-        )
+        return bool(self.transaction(lambda conn: conn.execute(statement).rowcount, write=True) > 0)
 
     def job_counts(self, now: datetime) -> dict[str, JobCounts]:
         # Every job of a handler, split at ``now`` by start: the (handler, start_time) index
