@@ -151,9 +151,10 @@ job_runs: Any = sa.Table(
     sa.Column("superseded", sa.Boolean(create_constraint=False), nullable=False),
     # A failed run whose job ``retry`` scheduled again.
     sa.Column("retried_at", UtcDateTime(), nullable=True),
-    # One job's runs; the newest of all (and failed ones, pruning, and stats: covering).
+    # One job's runs; the newest of all (and pruning, and stats: covering); the failed ones.
     sa.Index("ix_job_runs_job", "job_id", "finished_at"),
     sa.Index("ix_job_runs_finished", "finished_at", "handler", "outcome"),
+    sa.Index("ix_job_runs_outcome", "outcome", "finished_at"),
 )
 
 #: Facts about the database as a whole: when the history was last pruned.

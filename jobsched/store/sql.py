@@ -889,11 +889,16 @@ class SqlStore(Store):
             select = select.where(r.handler == query.handler)
         if query.since is not None:
             select = select.where(r.finished_at >= query.since)
-        select = select.order_by(r.finished_at.desc(), r.run_id.desc())
+        # By finish time alone, which the indexes give in order (one starting with job_id for a
+        # job's runs, finished_at for the rest): adding run_id would make MySQL sort the whole
+        # table. Rows that finished in the same microsecond are then put in id order here.
+        select = select.order_by(r.finished_at.desc())
         if query.limit is not None:
             select = select.limit(query.limit)
         rows = self.transaction(lambda conn: conn.execute(select).all(), write=False)
-        return [_run(row) for row in rows]
+        runs = [_run(row) for row in rows]
+        runs.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
+        return runs
 
     def retry(self, new: NewJob, now: datetime) -> None:
         [row] = _new_rows([new])
@@ -990,16 +995,26 @@ class SqlStore(Store):
             .where(r.outcome == Outcome.DEFERRED.value, r.finished_at >= now - _DEFER_WINDOW)
             .distinct()
         )
-        waiting = (
-            sa.select(c.handler, sa.func.count())
-            .where(c.job_id.in_(recently), c.start_time > now, deferred)
-            .group_by(c.handler)
-        )
+
+        def waiting(conn: sa.Connection) -> dict[str, int]:
+            # The ids first, then their rows by primary key: as one statement with IN (SELECT
+            # ...), MySQL would read the whole jobs table.
+            ids = list(conn.execute(recently).scalars())
+            later: dict[str, int] = {}
+            for chunk in chunks(ids):
+                query = (
+                    sa.select(c.handler, sa.func.count())
+                    .where(c.job_id.in_(chunk), c.start_time > now, deferred)
+                    .group_by(c.handler)
+                )
+                for handler, n in conn.execute(query):
+                    later[handler] = later.get(handler, 0) + int(n)
+            return later
 
         def work(conn: sa.Connection) -> dict[str, JobCounts]:
             totals = {h: (int(n), int(s or 0)) for h, n, s in conn.execute(by_start)}
             now_due = {h: (int(run or 0), int(d or 0), o) for h, run, d, o in conn.execute(come)}
-            later = {h: int(n) for h, n in conn.execute(waiting)}
+            later = waiting(conn)
             counts = {}
             for handler, (total, come_count) in totals.items():
                 running, deferred_now, oldest = now_due.get(handler, (0, 0, None))
