@@ -154,7 +154,6 @@ job_runs: Any = sa.Table(
     # One job's runs; the newest of all (and pruning, and stats: covering); the failed ones.
     sa.Index("ix_job_runs_job", "job_id", "finished_at"),
     sa.Index("ix_job_runs_finished", "finished_at", "handler", "outcome"),
-    sa.Index("ix_job_runs_outcome", "outcome", "finished_at"),
 )
 
 #: Facts about the database as a whole: when the history was last pruned.

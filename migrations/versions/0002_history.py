@@ -48,7 +48,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_job_runs_job", "job_runs", ["job_id", "finished_at"])
     op.create_index("ix_job_runs_finished", "job_runs", ["finished_at", "handler", "outcome"])
-    op.create_index("ix_job_runs_outcome", "job_runs", ["outcome", "finished_at"])
     meta = op.create_table(
         "jobsched_meta",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -60,7 +59,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("jobsched_meta")
-    op.drop_index("ix_job_runs_outcome", table_name="job_runs")
     op.drop_index("ix_job_runs_finished", table_name="job_runs")
     op.drop_index("ix_job_runs_job", table_name="job_runs")
     op.drop_table("job_runs")
