@@ -424,7 +424,7 @@ class Pass:
                     None if finished is None else now,
                     now if finished is None else finished,
                     verdict.error,
-                    claim.payload if outcome in PAYLOAD_OUTCOMES else None,
+                    claim.payload if outcome in _PAYLOAD_OUTCOMES else None,
                 ),
             )
         self.outbox.put(
@@ -487,6 +487,11 @@ class Pass:
                 outcome.value,
                 extra=_job_extra(job, attempt, outcome, duration, error),
             )
+
+
+#: ``PAYLOAD_OUTCOMES`` as a tuple: membership by identity first, without hashing an enum member
+#: (Python code, on every job a pass takes).
+_PAYLOAD_OUTCOMES = tuple(PAYLOAD_OUTCOMES)
 
 
 def _job_extra(

@@ -487,36 +487,29 @@ class MemoryStore(Store):
                     self._runs[run_id] = (stored[0], stored[1], now.astimezone(UTC))
 
     def prune_history(self, cutoff: datetime, failed_cutoff: datetime) -> int:
-        with self._lock:  # mostly nothing is old enough: say so at once
-            if not self._older(self._written, cutoff) and not self._older(
-                self._written_failed, failed_cutoff
-            ):
-                return 0
         pruned = 0
-        for written, before in ((self._written, cutoff), (self._written_failed, failed_cutoff)):
-            more = True
-            while more:  # a batch a turn of the lock, as the SQL store's transactions
-                with self._lock:
-                    more = False
-                    for _ in range(PRUNE_BATCH):
-                        if not written:
-                            break
-                        run_id = written[0]
-                        stored = self._runs.get(run_id)
-                        if stored is not None and stored[0].finished_at >= before:
-                            break
-                        written.popleft()
-                        if stored is not None:
-                            del self._runs[run_id]
-                            job_id = stored[0].job_id
-                            runs_of = self._runs_of[job_id]
-                            runs_of.remove(run_id)
-                            if not runs_of:
-                                del self._runs_of[job_id]
-                            pruned += 1
-                    else:
-                        more = True
-        return pruned
+        while True:  # a batch a turn of the lock, as the SQL store's transactions
+            with self._lock:
+                batch = 0
+                for written, before in (
+                    (self._written, cutoff),
+                    (self._written_failed, failed_cutoff),
+                ):
+                    while batch < PRUNE_BATCH and self._older(written, before):
+                        self._forget(written.popleft())
+                        batch += 1
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                return pruned
+
+    def _forget(self, run_id: int) -> None:
+        """Delete history row ``run_id`` (the lock held)."""
+        stored = self._runs.pop(run_id)
+        job_id = stored[0].job_id
+        runs_of = self._runs_of[job_id]
+        runs_of.remove(run_id)
+        if not runs_of:
+            del self._runs_of[job_id]
 
     def _older(self, written: deque[int], before: datetime) -> bool:
         """Whether the oldest row of ``written`` finished before ``before`` (lock held)."""
