@@ -441,8 +441,8 @@ class Pass:
 
     def _sent(self, op: Op, applied: bool) -> None:
         """The outbox wrote ``op``: ``applied`` False when a newer state won."""
-        if op.kind is OpKind.START:
-            return
+        if op.kind is OpKind.START or op.kind is OpKind.PROGRESS:
+            return  # the attempt runs on: its claim stays held
         job_id = op.claim.job.job_id
         if applied and op.kind is OpKind.REMOVE:
             with self._lock:

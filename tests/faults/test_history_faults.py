@@ -110,3 +110,19 @@ def test_pruning_beside_two_passes_that_claim_blocks_nothing_and_loses_nothing(
         rows = conn.execute(sa.select(job_runs.c.job_id, job_runs.c.outcome)).all()
     assert sorted(job_id for job_id, _ in rows) == ids
     assert {outcome for _, outcome in rows} == {"succeeded"}
+
+
+def test_a_handler_reporting_progress_keeps_its_claim_while_it_runs(
+    fdb: FaultDb, tmp_path: Path
+) -> None:
+    # Its claim lasts 2 s; the handler reports progress at once, then runs 4 s more. The
+    # heartbeat must keep extending the claim (a progress write is not the attempt's end), so
+    # a pass started meanwhile takes nothing and the job runs once.
+    [job_id] = fdb.add(1, {"progress": [1, 2, "half way"], "sleep": 4}, prefix="long")
+    first = fdb.runner()
+    wait_until(lambda: fdb.scheduler.status(job_id).progress is not None, 30, "the progress")
+    time.sleep(CLAIM + 0.5)  # past the first claim's end
+    second = fdb.run_pass()
+    first.expect(0)
+    assert fdb.starts()[job_id] == 1, "the job ran twice: its claim was not kept"
+    assert "took 0 jobs" in second.stdout, second.stdout
