@@ -62,7 +62,9 @@ class NewRun(NamedTuple):
     handler: str
     attempt: int
     max_attempts: int
-    outcome: Outcome
+    #: The ``Outcome``'s value (a string: a row of plain values is one the garbage collector
+    #: stops tracking, and the memory store keeps thousands).
+    outcome: str
     runner: str | None
     scheduled_start: datetime
     started_at: datetime | None
@@ -200,7 +202,7 @@ def lost_run(job: Job, runner: str | None, started_at: datetime | None, now: dat
         job.handler,
         job.attempts,
         job.max_attempts,
-        Outcome.LOST,
+        Outcome.LOST.value,
         runner,
         job.start,
         started_at,

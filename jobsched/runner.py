@@ -418,7 +418,7 @@ class Pass:
                     job.handler,
                     attempts,
                     job.max_attempts,
-                    outcome,
+                    outcome.value,
                     self.runner,
                     job.start,
                     None if finished is None else now,

@@ -452,8 +452,9 @@ class Scheduler:
         """A pass's own pruning: at most every ``PRUNE_EVERY`` across the database."""
         now = self.now()
         try:
-            if self.store.due_for_pruning(now, hist.PRUNE_EVERY):
-                self.store.prune_history(now - self.retention, now - self.failed_retention)
+            self.store.prune_if_due(
+                now, hist.PRUNE_EVERY, now - self.retention, now - self.failed_retention
+            )
         except Exception as e:  # bookkeeping: a pass ten minutes on prunes instead
             log.warning(
                 "could not prune the history (a pass will try again within ten minutes): %s", e

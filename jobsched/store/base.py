@@ -255,6 +255,14 @@ class Store(abc.ABC):
         """True for one caller in every ``every`` (across every process sharing the store),
         which should then prune; the store notes ``now`` as the last time."""
 
+    def prune_if_due(
+        self, now: datetime, every: timedelta, cutoff: datetime, failed_cutoff: datetime
+    ) -> int:
+        """A pass's own pruning: ``prune_history`` if ``due_for_pruning``; how many rows went."""
+        if not self.due_for_pruning(now, every):
+            return 0
+        return self.prune_history(cutoff, failed_cutoff)
+
     @abc.abstractmethod
     def job_counts(self, now: datetime) -> dict[str, JobCounts]:
         """Per handler, its jobs by where they stand at ``now``."""

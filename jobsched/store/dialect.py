@@ -406,7 +406,7 @@ class SqliteDialect(Dialect):
                 run.handler,
                 run.attempt,
                 run.max_attempts,
-                run.outcome.value,
+                run.outcome,
                 run.runner,
                 _utc_text(run.scheduled_start),
                 None if run.started_at is None else _utc_text(run.started_at),
@@ -750,7 +750,7 @@ class MysqlDialect(Dialect):
             if common is None:
                 common = shared[key] = (
                     f"X'{str.encode(run.handler, 'utf-8').hex()}',{run.max_attempts:d},"
-                    f"{escape(run.outcome.value)},"
+                    f"{escape(run.outcome)},"
                     f"{'NULL' if run.runner is None else escape(run.runner)},"
                     f"{time_(run.scheduled_start)},{1 if superseded else 0}"
                 )
@@ -783,7 +783,7 @@ def _run_values(run: NewRun, superseded: bool) -> dict[str, Any]:
         "handler": run.handler,
         "attempt": run.attempt,
         "max_attempts": run.max_attempts,
-        "outcome": run.outcome.value,
+        "outcome": run.outcome,
         "runner": run.runner,
         "scheduled_start": run.scheduled_start,
         "started_at": run.started_at,

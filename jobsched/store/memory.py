@@ -106,11 +106,11 @@ class MemoryStore(Store):
         self._waiting: list[_Entry] = []
         #: Claimed jobs by (claimed_until, job_id).
         self._held: list[_Entry] = []
-        #: The history by run id (ids grow with each row), each job's run ids, and the run ids
-        #: in the order written, failed runs apart (they are kept longer): what pruning pops.
+        #: The history by run id (ids grow with each row), and the run ids in the order
+        #: written, failed runs apart (they are kept longer): what pruning pops. (No index by
+        #: job: a test's history is small, and a pass writes a row for every job it takes.)
         self._runs: dict[int, _StoredRun] = {}
         self._run_ids = itertools.count(1)
-        self._runs_of: dict[str, list[int]] = {}
         self._written: deque[int] = deque()
         self._written_failed: deque[int] = deque()
         self._pruned_at: datetime | None = None
@@ -451,23 +451,18 @@ class MemoryStore(Store):
     def _add_run(self, new: NewRun, *, superseded: bool) -> None:
         run_id = next(self._run_ids)
         self._runs[run_id] = (new, superseded, None)
-        self._runs_of.setdefault(new.job_id, []).append(run_id)
-        (self._written_failed if new.outcome is Outcome.FAILED else self._written).append(run_id)
+        (self._written_failed if new.outcome == _FAILED else self._written).append(run_id)
 
     def history(self, query: HistoryQuery) -> list[JobRun]:
         with self._lock:
-            if query.job_id is not None:
-                ids: Sequence[int] = self._runs_of.get(query.job_id, [])
-            elif query.open_failures:
-                ids = self._written_failed
-            else:
-                ids = list(self._runs)
+            ids: Sequence[int] = self._written_failed if query.open_failures else list(self._runs)
             found = [
                 (run_id, stored)
                 for run_id in ids
                 if (stored := self._runs.get(run_id)) is not None
+                and (query.job_id is None or stored[0].job_id == query.job_id)
                 and (query.handler is None or stored[0].handler == query.handler)
-                and (query.outcome is None or stored[0].outcome is query.outcome)
+                and (query.outcome is None or stored[0].outcome == query.outcome.value)
                 and (query.since is None or stored[0].finished_at >= query.since)
                 and (not query.open_failures or _open_failure(stored))
             ]
@@ -481,9 +476,9 @@ class MemoryStore(Store):
             if new.job.job_id in self._rows:
                 raise JobExistsError(new.job.job_id)
             self._add(new, new_version())
-            for run_id in self._runs_of.get(new.job.job_id, []):
-                stored = self._runs.get(run_id)
-                if stored is not None and _open_failure(stored):
+            for run_id in list(self._written_failed):
+                stored = self._runs[run_id]
+                if stored[0].job_id == new.job.job_id and _open_failure(stored):
                     self._runs[run_id] = (stored[0], stored[1], now.astimezone(UTC))
 
     def prune_history(self, cutoff: datetime, failed_cutoff: datetime) -> int:
@@ -496,20 +491,25 @@ class MemoryStore(Store):
                     (self._written_failed, failed_cutoff),
                 ):
                     while batch < PRUNE_BATCH and self._older(written, before):
-                        self._forget(written.popleft())
+                        del self._runs[written.popleft()]
                         batch += 1
             pruned += batch
             if batch < PRUNE_BATCH:
                 return pruned
 
-    def _forget(self, run_id: int) -> None:
-        """Delete history row ``run_id`` (the lock held)."""
-        stored = self._runs.pop(run_id)
-        job_id = stored[0].job_id
-        runs_of = self._runs_of[job_id]
-        runs_of.remove(run_id)
-        if not runs_of:
-            del self._runs_of[job_id]
+    def prune_if_due(
+        self, now: datetime, every: timedelta, cutoff: datetime, failed_cutoff: datetime
+    ) -> int:
+        with self._lock:  # one turn of the lock when nothing is due or old (a simulation's
+            # passes do this at every tick that runs a pass)
+            if self._pruned_at is not None and now - self._pruned_at < every:
+                return 0
+            self._pruned_at = now
+            if not self._older(self._written, cutoff) and not self._older(
+                self._written_failed, failed_cutoff
+            ):
+                return 0
+        return self.prune_history(cutoff, failed_cutoff)
 
     def _older(self, written: deque[int], before: datetime) -> bool:
         """Whether the oldest row of ``written`` finished before ``before`` (lock held)."""
@@ -560,7 +560,7 @@ class MemoryStore(Store):
         with self._lock:
             for run, _, _ in self._runs.values():
                 if run.finished_at >= since:
-                    key = (run.handler, run.outcome.value)
+                    key = (run.handler, run.outcome)
                     counts[key] = counts.get(key, 0) + 1
         return counts
 
@@ -568,11 +568,7 @@ class MemoryStore(Store):
         seconds: dict[str, list[float]] = {}
         with self._lock:
             for run, _, _ in self._runs.values():
-                if (
-                    run.finished_at >= since
-                    and run.started_at is not None
-                    and run.outcome is not Outcome.LOST
-                ):
+                if run.finished_at >= since and run.started_at is not None and run.outcome != _LOST:
                     elapsed = (run.finished_at - run.started_at).total_seconds()
                     seconds.setdefault(run.handler, []).append(elapsed)
         return seconds
@@ -596,7 +592,6 @@ class MemoryStore(Store):
             self._held.clear()
             if history:
                 self._runs.clear()
-                self._runs_of.clear()
                 self._written.clear()
                 self._written_failed.clear()
                 self._pruned_at = None
@@ -604,6 +599,8 @@ class MemoryStore(Store):
 
 
 _COUNTED = ("scheduled", "due", "running", "deferred")
+_FAILED = Outcome.FAILED.value
+_LOST = Outcome.LOST.value
 
 
 #: A history row as kept here: the row as written, whether it was superseded, when it was
@@ -614,7 +611,7 @@ _StoredRun = tuple[NewRun, bool, datetime | None]
 def _open_failure(stored: _StoredRun) -> bool:
     """A failed run not yet retried, whose outcome was written (not superseded)."""
     run, superseded, retried_at = stored
-    return run.outcome is Outcome.FAILED and retried_at is None and not superseded
+    return run.outcome == _FAILED and retried_at is None and not superseded
 
 
 def _job_run(run_id: int, stored: _StoredRun) -> JobRun:
@@ -625,7 +622,7 @@ def _job_run(run_id: int, stored: _StoredRun) -> JobRun:
         new.handler,
         new.attempt,
         new.max_attempts,
-        new.outcome,
+        Outcome(new.outcome),
         new.runner,
         new.scheduled_start.astimezone(UTC),
         None if new.started_at is None else new.started_at.astimezone(UTC),
