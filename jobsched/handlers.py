@@ -32,6 +32,10 @@ class Handler:
     timeout: timedelta
     #: How long after a failed attempt the job runs again.
     retry_delay: timedelta = RETRY_DELAY
+    #: Run each attempt in a child process, killed once it runs past ``timeout``.
+    isolate: bool = False
+    #: At most this many attempts of this handler run at once, across every runner (None: any).
+    max_running: int | None = None
 
 
 class Registry:
@@ -48,15 +52,27 @@ class Registry:
         timeout: timedelta | float | None = None,
         *,
         retry_delay: timedelta | float | None = None,
+        isolate: bool = False,
+        max_running: int | None = None,
     ) -> Handler:
         check_handler_name(name)
         if not callable(fn):
             raise InvalidJobError("handler", f"{name!r}: expected a function, got {fn!r}")
+        if not isinstance(isolate, bool):
+            raise InvalidJobError("isolate", f"expected True or False, got {isolate!r}")
+        if max_running is not None and (
+            isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1
+        ):
+            raise InvalidJobError(
+                "max_running", f"expected a positive integer or None, got {max_running!r}"
+            )
         entry = Handler(
             name,
             fn,
             _as_duration(timeout, "timeout", DEFAULT_TIMEOUT, zero_ok=False),
             _as_duration(retry_delay, "retry_delay", RETRY_DELAY, zero_ok=True),
+            isolate,
+            max_running,
         )
         with self._lock:
             old = self._handlers.get(name)
@@ -73,6 +89,14 @@ class Registry:
     def timeout_for(self, name: str) -> timedelta:
         entry = self._handlers.get(name)
         return DEFAULT_TIMEOUT if entry is None else entry.timeout
+
+    def limits(self) -> dict[str, int]:
+        """``max_running`` of each handler that has one."""
+        return {
+            name: entry.max_running
+            for name, entry in self._handlers.items()
+            if entry.max_running is not None
+        }
 
     def __len__(self) -> int:
         return len(self._handlers)
@@ -118,6 +142,8 @@ def handler(
     timeout: timedelta | float | None = None,
     *,
     retry_delay: timedelta | float | None = None,
+    isolate: bool = False,
+    max_running: int | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function as the handler for jobs named ``name``.
 
@@ -125,10 +151,18 @@ def handler(
     (for instance after rescheduling itself), or raises to have it retried ``retry_delay``
     (default one hour) after it failed. ``fn`` may be an ``async def`` function: the pass awaits
     it to completion. ``timeout`` (default 5 minutes) is how long one attempt may hold its job.
+
+    ``isolate=True`` runs each attempt in a child process, killed (SIGTERM, then SIGKILL) once
+    it runs past ``timeout``; the attempt then fails as if the handler had raised. Without it a
+    handler past its timeout cannot be stopped (a thread cannot be killed): it is logged, and it
+    keeps its job until it returns. ``max_running=N``: at most N attempts of this handler run at
+    once across every worker and pass sharing the database; the others wait, spending nothing.
     """
 
     def register(fn: F) -> F:
-        registry.register(name, fn, timeout, retry_delay=retry_delay)
+        registry.register(
+            name, fn, timeout, retry_delay=retry_delay, isolate=isolate, max_running=max_running
+        )
         return fn
 
     return register

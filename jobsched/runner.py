@@ -32,6 +32,7 @@ from jobsched.errors import NoHandlersError, UsageError
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
 from jobsched.history import PAYLOAD_OUTCOMES, NewRun, lost_run
+from jobsched.isolation import run_isolated
 from jobsched.loops import EventLoops
 from jobsched.model import Job, JobResult, OpKind, Outcome, Progress, RunReport, with_attempts
 from jobsched.outbox import MAX_DELAY, Outbox
@@ -75,6 +76,13 @@ class PassOptions:
     first_batch: int = FIRST_BATCH
     #: Record every attempt in the history (``job_runs``).
     history: bool = True
+    #: Run every handler's attempts in child processes (``isolate=True`` on each handler).
+    isolate: bool = False
+    #: A worker: when nothing is due, wait for the next due job (at most this many seconds)
+    #: and go on, until stopped. None: a pass, which ends when nothing is due.
+    poll: float | None = None
+    #: At most this many claimed jobs wait unstarted (each claim's size is capped by it).
+    prefetch: int | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
@@ -85,6 +93,10 @@ class PassOptions:
             raise UsageError(f"max_seconds must be a positive number, got {self.max_seconds!r}")
         if self.handlers is not None and not self.handlers:
             raise UsageError("handlers must name at least one handler (or be None for all)")
+        if self.poll is not None and not 0 < self.poll < float("inf"):
+            raise UsageError(f"poll must be a positive number of seconds, got {self.poll!r}")
+        if self.prefetch is not None and (isinstance(self.prefetch, bool) or self.prefetch < 1):
+            raise UsageError(f"prefetch must be a positive integer, got {self.prefetch!r}")
 
 
 class Pass:
@@ -100,8 +112,15 @@ class Pass:
         stop: threading.Event | None = None,
         runner: str | None = None,
         on_result: Callable[[JobResult], None] | None = None,
+        api: object | None = None,
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        #: The scheduler whose methods isolated handlers call (``jobsched.schedule_job`` in a
+        #: child process is carried out here); None: the current one.
+        self.api = api
+        #: A worker calls it each time it looks for due jobs again.
+        self.on_round = on_round
         self.on_result = on_result
         self.clock = clock
         self.registry = registry
@@ -121,6 +140,7 @@ class Pass:
         self.heartbeat = Heartbeat(store, clock)
         self.outbox = Outbox(store, self._sent)
         self.loops = EventLoops()
+        self._limits = registry.limits()
 
     def check_handlers(self) -> None:
         """Refuse a pass that could run nothing: no handler registered (the app was not
@@ -149,7 +169,10 @@ class Pass:
             pool = ThreadPoolExecutor(opts.concurrency, thread_name_prefix="jobsched-handler")
         # With handlers in this thread, the next batch is claimed in another one meanwhile (a
         # store that batches writes only: they cost a round trip there).
-        feed = _Feed(self, ahead=pool is None and self.store.batches_writes)
+        worker = opts.poll is not None
+        ahead = pool is None and self.store.batches_writes and opts.prefetch is None
+        feed = _Feed(self, ahead=ahead)
+        next_round = 0.0  # a worker's next look for due jobs (time.monotonic)
         if self.clock.is_real:
             self.heartbeat.start()
         self.outbox.open()
@@ -162,11 +185,18 @@ class Pass:
                 )
                 if self.stop.is_set() or out_of_time:
                     break
+                if worker and feed.done and time.monotonic() >= next_round:
+                    self._new_round(feed)
                 if not pending and not feed.done:
                     pending.extend(feed.take())
+                    if worker and feed.done:
+                        next_round = self._next_round()
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
-                    break
+                    if not worker:
+                        break
+                    self.stop.wait(max(0.0, next_round - time.monotonic()))
+                    continue
                 if pool is None:
                     self._process(pending.popleft())
                     feed.ran()
@@ -209,6 +239,27 @@ class Pass:
             self.report.retries = self.store.retries - retries_before
         return self.report
 
+    def _new_round(self, feed: _Feed) -> None:
+        """A worker looks for due jobs again: those due now, including any it ran before."""
+        if self.on_round is not None:
+            self.on_round()
+        with self._lock:
+            self._taken_present.clear()
+        self._due_by = None
+        feed.restart()
+
+    def _next_round(self) -> float:
+        """When a worker that found nothing due looks again (``time.monotonic``): when the next
+        job is due, but no later than ``poll`` seconds from now."""
+        assert self.options.poll is not None
+        wait = self.options.poll
+        due = self.store.next_due()
+        if due is not None:
+            ahead = (due - self.clock.now()).total_seconds()
+            if ahead > 0:  # (one due already is held by another runner: no sooner than poll)
+                wait = min(wait, ahead)
+        return time.monotonic() + wait
+
     def _next_batch(self, batch: int) -> int:
         """The size of the next claim, from the handlers run since the last one."""
         with self._lock:
@@ -229,6 +280,7 @@ class Pass:
             after=cursor,
             handlers=self.options.handlers,
             due_by=self._due_by,
+            limits=self._limits or None,
         )
         return self.outbox.claim(request)
 
@@ -321,7 +373,15 @@ class Pass:
         began = time.monotonic()
         reports = progress_sink.set(functools.partial(self._progress, claim))
         try:
-            result = self.loops.resolve(handler.fn(running))
+            if handler.isolate or self.options.isolate:
+                result = run_isolated(
+                    handler,
+                    running,
+                    on_progress=functools.partial(self._progress, claim),
+                    api=self.api,
+                )
+            else:
+                result = self.loops.resolve(handler.fn(running))
         except (Exception, SystemExit, asyncio.CancelledError) as e:
             # sys.exit() in a handler fails its attempt like any error; the pass goes on.
             finished = self.clock.now()
@@ -523,6 +583,7 @@ class _Feed:
         self._pass = pass_
         self._concurrency = pass_.options.concurrency
         self._limit = pass_.options.limit
+        self._prefetch = pass_.options.prefetch
         self._batch = max(pass_.options.first_batch, 2 * self._concurrency)
         self._cursor: Cursor | None = None
         self._claimed = 0
@@ -530,6 +591,12 @@ class _Feed:
         self._asked: tuple[int, Future[list[Claim]]] | None = None
         self._ask_after_a_run = False
         #: True once a claim came back empty or the limit is reached.
+        self.done = False
+
+    def restart(self) -> None:
+        """Go on from the first due job again (a worker's next round)."""
+        self._cursor = None
+        self._claimed = 0
         self.done = False
 
     def take(self) -> list[Claim]:
@@ -571,7 +638,8 @@ class _Feed:
 
     def _want(self) -> int:
         self._batch = self._pass._next_batch(self._batch)
-        return self._batch if self._limit is None else min(self._batch, self._limit - self._claimed)
+        want = self._batch if self._prefetch is None else min(self._batch, self._prefetch)
+        return want if self._limit is None else min(want, self._limit - self._claimed)
 
     def close(self) -> list[Claim]:
         """Wait for a claim under way; returns its claims (the pass gives them back)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeVar
@@ -95,6 +95,9 @@ class ClaimRequest:
     #: Only jobs whose start is at or before this (None: ``now``): a pass takes the jobs that
     #: were due when it began.
     due_by: datetime | None = None
+    #: ``max_running`` by handler: the claim leaves a handler's jobs alone while that many of
+    #: them are claimed (by any runner), and takes no more than the rest of its slots.
+    limits: Mapping[str, int] | None = None
 
 
 class Store(abc.ABC):
