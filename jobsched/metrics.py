@@ -42,22 +42,34 @@ was written with other buckets (by another version); Prometheus's ``rate()`` and
 take such resets in their stride. The file is for one host: ``flock`` is not to be trusted on a
 network file system, so do not point passes of several hosts at one shared file.
 
-The long-running worker serves the same metrics over HTTP: it keeps a ``Totals``, observes
-every result into it, calls ``Totals.end_pass`` after each pass, and serves ``registry(totals)``
-(``prometheus_client.start_http_server(port, registry=registry(totals))``); its counters live in
-the process and start from 0 when it starts.
+The long-running worker (``jobsched worker --metrics-port PORT``) serves the same metrics over
+HTTP instead: ``start_worker_metrics`` starts prometheus_client's HTTP server, in threads of its
+own, on a registry of its own (never prometheus_client's global one). The worker passes
+``WorkerMetrics.observe`` as its ``on_result`` and, if it likes, ``WorkerMetrics.round`` as the
+hook it calls each time it looks for due jobs again. There the metrics differ from the file's in
+three ways. The counters live in the process: they start from 0 when the worker starts (Prometheus
+takes such resets in its stride; ``process_start_time_seconds`` says when it did).
+``jobsched_due_jobs`` and ``jobsched_oldest_due_lateness_seconds`` are read from the database at
+each scrape (a scrape that cannot read them serves everything else, without these two, and logs
+why). ``jobsched_passes_total`` counts the worker's rounds (looks for due jobs) and
+``jobsched_last_pass_timestamp_seconds`` says when the last one began, so an alert on its age
+catches a worker that is stuck; ``jobsched_last_pass_duration_seconds`` is not served. The
+``process_*`` metrics of prometheus_client's process collector (CPU, memory, open files, start
+time) are served beside them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import math
 import os
 import secrets
+import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -65,6 +77,8 @@ from jobsched.errors import JobschedError, UsageError
 from jobsched.model import JobResult, Outcome, RunReport
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
@@ -152,6 +166,12 @@ class Totals:
             self.oldest_lateness = lateness
             self.last_pass_timestamp = now.timestamp()
             self.last_pass_duration = report.duration
+
+    def round(self, now: datetime) -> None:
+        """Count a worker's round (a look for due jobs), which began at ``now``."""
+        with self._lock:
+            self.passes += 1
+            self.last_pass_timestamp = now.timestamp()
 
     def add(self, other: Totals) -> None:
         """Add ``other``'s counters and histograms to these (the gauges stay as they are)."""
@@ -480,6 +500,180 @@ def _replace(path: str, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+class WorkerMetrics:
+    """The metrics of a long-running worker, served over HTTP; made by ``start_worker_metrics``.
+
+    ``observe`` every job result (from any thread: pass it as the worker's ``on_result``), call
+    ``round`` each time the worker looks for due jobs again (optional), and ``close`` at the end.
+    """
+
+    def __init__(
+        self,
+        totals: Totals,
+        server: WSGIServer,
+        thread: threading.Thread,
+        host: str,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._totals = totals
+        self._server = server
+        self._thread = thread
+        self._now = now
+        self._closed = False
+        self._close_lock = threading.Lock()
+        #: The address it listens on, as given (``--metrics-host``).
+        self.host = host
+        #: The port it listens on (the one the system chose, if it was asked for port 0).
+        self.port: int = int(server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Where to scrape it (with the host as given: 0.0.0.0 stands for every address)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def observe(self, result: JobResult) -> None:
+        """Count one job result (thread-safe)."""
+        self._totals.observe(result)
+
+    def round(self) -> None:
+        """Count one round of the worker (a look for due jobs) as a pass, beginning now."""
+        self._totals.round(self._now())
+
+    def close(self) -> None:
+        """Stop serving and release the port (again: nothing)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> WorkerMetrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _WorkerCollector:
+    """The worker's metrics at each scrape: its totals, and the backlog read from the database
+    then. A backlog that cannot be read leaves its two gauges out of the scrape, and is logged
+    (a warning when it starts failing, one line when it works again)."""
+
+    def __init__(
+        self,
+        totals: Totals,
+        backlog: Callable[[], tuple[int, datetime | None]],
+        now: Callable[[], datetime],
+        retries: Callable[[], int] | None,
+    ) -> None:
+        self.totals = totals
+        self.backlog = backlog
+        self.now = now
+        self.retries = retries
+        self._lock = threading.Lock()
+        self._failing = False
+
+    def collect(self) -> Iterable[Metric]:
+        t = self.totals.copy()
+        try:
+            due, oldest = self.backlog()
+            now = self.now()
+            t.due_jobs = int(due)
+            t.oldest_lateness = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+        except Exception as e:  # the database is away or busy: serve the rest
+            self._failed(e)
+        else:
+            self._worked()
+        if self.retries is not None:
+            try:
+                t.retries = int(self.retries())
+            except Exception as e:
+                log.warning("metrics: cannot count the bookkeeping retries: %s", e)
+        return metric_families(t)
+
+    def _failed(self, e: Exception) -> None:
+        with self._lock:
+            first, self._failing = not self._failing, True
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "metrics: cannot read the backlog (%s: %s); %s and %s are left out of scrapes "
+            "until it can be read again",
+            type(e).__name__,
+            e,
+            DUE_JOBS,
+            LATENESS,
+        )
+
+    def _worked(self) -> None:
+        with self._lock:
+            was, self._failing = self._failing, False
+        if was:
+            log.info("metrics: the backlog can be read again")
+
+
+def start_worker_metrics(
+    host: str,
+    port: int,
+    *,
+    backlog: Callable[[], tuple[int, datetime | None]],
+    now: Callable[[], datetime],
+    retries: Callable[[], int] | None = None,
+) -> WorkerMetrics:
+    """Serve a worker's Prometheus metrics over HTTP on ``host``:``port`` (any path, such as
+    ``/metrics``), from threads of their own, until ``close``.
+
+    ``backlog`` (``Scheduler.backlog``: due jobs no runner holds, and the start of the oldest)
+    and ``now`` (``Scheduler.now``) are called at each scrape, from the server's threads;
+    ``retries``, if given, returns the bookkeeping transactions tried again so far (a count that
+    only grows). Port 0 asks the system for a free port (``WorkerMetrics.port`` says which).
+
+    Raises UsageError if prometheus_client is not installed, if ``port`` is in use or needs
+    privileges, or if ``host`` is not an address of this host; JobschedError if the server
+    cannot start for another reason.
+    """
+    _require_prometheus_client()
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"the metrics port must be a whole number from 1 to 65535, got {port!r}")
+    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+
+    totals = Totals()
+    served = CollectorRegistry()
+    served.register(_WorkerCollector(totals, backlog, now, retries))
+    ProcessCollector(registry=served)
+    try:
+        started = start_http_server(port, addr=host, registry=served)
+    except OSError as e:
+        raise _bind_error(host, port, e) from None
+    server, thread = started
+    metrics = WorkerMetrics(totals, server, thread, host, now)
+    log.info("serving Prometheus metrics on %s", metrics.url)
+    return metrics
+
+
+def _bind_error(host: str, port: int, e: OSError) -> JobschedError:
+    where = f"cannot serve metrics on {host}:{port}"
+    if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+        return UsageError(
+            f"{where}: {host!r} is not an address of this host ({e.strerror or e}); give "
+            "--metrics-host one of its addresses, such as 127.0.0.1 (this host only) or 0.0.0.0 "
+            "(every interface)"
+        )
+    if e.errno == errno.EADDRINUSE:
+        return UsageError(
+            f"{where}: port {port} is in use (another worker, or another program, listens "
+            "on it); give --metrics-port a free port"
+        )
+    if e.errno == errno.EACCES:
+        return UsageError(
+            f"{where}: port {port} needs privileges this process lacks (ports below 1024 "
+            "do); give --metrics-port a port from 1024 up"
+        )
+    return JobschedError(f"{where}: {e.strerror or e}")
 
 
 def _require_prometheus_client() -> None:
