@@ -36,9 +36,11 @@ from jobsched.errors import (
 )
 from jobsched.history import RECORDED_OUTCOMES, HandlerStats, JobRun, JobStatus, Stats, Status
 from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode, Outcome, Progress
+from jobsched.runner import runner_name
 from jobsched.scheduler import Scheduler
 from jobsched.schema import SCHEMA_REVISION
 from jobsched.timeparse import parse_duration, parse_when
+from jobsched.worker import DEFAULT_POLL, DEFAULT_PREFETCH
 
 log = logging.getLogger("jobsched")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,6 +143,8 @@ def fail(message: str, code: int) -> NoReturn:
 MAX_INT = 2**31 - 1
 #: The most handlers a pass runs at once (threads).
 MAX_CONCURRENCY = 1000
+#: The most claimed jobs a worker holds unstarted.
+MAX_PREFETCH = 1000
 #: The longest --grace and --max-seconds: a day.
 MAX_SECONDS = 86400.0
 
@@ -391,35 +395,68 @@ def migrate(obj: Context) -> None:
     click.echo(f"jobsched: {message}")
 
 
+def runner_options(fn: F) -> F:
+    """The options ``run-due`` and ``worker`` share."""
+    options = [
+        click.option(
+            "--concurrency",
+            type=Count(MAX_CONCURRENCY),
+            default=1,
+            show_default=True,
+            help="Run up to N handlers at once, in threads.",
+        ),
+        click.option(
+            "--grace",
+            type=Seconds(minimum=0, maximum=MAX_SECONDS),
+            default=30.0,
+            show_default=True,
+            help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process "
+            "exits 1.",
+        ),
+        click.option(
+            "--handler",
+            "handlers",
+            multiple=True,
+            metavar="NAME",
+            help="Take only the jobs of this handler; repeatable. Without it, jobs whose handler "
+            "no imported module registers are deferred an hour.",
+        ),
+        click.option(
+            "--isolate",
+            is_flag=True,
+            help="Run every handler's attempts in child processes, killed past their timeout "
+            "(as isolate=True on each handler does).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["plain", "json"]),
+            default="plain",
+            show_default=True,
+            help="Log lines on stderr as plain text or one JSON object each (the summary line "
+            "on stdout is unchanged).",
+        ),
+        click.option(
+            "--quiet", is_flag=True, help="Print nothing unless there was trouble (for cron)."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _log_format(obj: Context, log_format: str) -> None:
+    if log_format == "json":
+        from jobsched.logformat import configure_logging
+
+        configure_logging(obj.verbose, True)
+
+
 @cli.command("run-due")
 @click.option("--limit", type=Count(), help="Take at most N jobs in this pass.")
-@click.option("--quiet", is_flag=True, help="Print nothing unless there was trouble (for cron).")
-@click.option(
-    "--concurrency",
-    type=Count(MAX_CONCURRENCY),
-    default=1,
-    show_default=True,
-    help="Run up to N handlers at once, in threads.",
-)
 @click.option(
     "--max-seconds",
     type=Seconds(minimum=0, maximum=MAX_SECONDS, min_open=True),
     help="Stop taking new jobs after S seconds.",
-)
-@click.option(
-    "--grace",
-    type=Seconds(minimum=0, maximum=MAX_SECONDS),
-    default=30.0,
-    show_default=True,
-    help="On SIGTERM/SIGINT, seconds running handlers get to finish before the process exits 1.",
-)
-@click.option(
-    "--handler",
-    "handlers",
-    multiple=True,
-    metavar="NAME",
-    help="Take only the jobs of this handler; repeatable. Without it, jobs whose handler no "
-    "imported module registers are deferred an hour.",
 )
 @click.option(
     "--metrics-file",
@@ -428,32 +465,23 @@ def migrate(obj: Context) -> None:
     help="After the pass, write Prometheus metrics to PATH (node_exporter textfile format, "
     "atomically); needs pip install 'jobsched[metrics]'.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["plain", "json"]),
-    default="plain",
-    show_default=True,
-    help="Log lines on stderr as plain text or one JSON object each (the summary line on "
-    "stdout is unchanged).",
-)
+@runner_options
 @click.pass_obj
 @exit_codes
 def run_due(
     obj: Context,
     limit: int | None,
-    quiet: bool,
-    concurrency: int,
     max_seconds: float | None,
+    metrics_file: str | None,
+    concurrency: int,
     grace: float,
     handlers: tuple[str, ...],
-    metrics_file: str | None,
+    isolate: bool,
     log_format: str,
+    quiet: bool,
 ) -> None:
     """Run the jobs whose time has come (one pass; cron runs this every minute)."""
-    if log_format == "json":
-        from jobsched.logformat import configure_logging
-
-        configure_logging(obj.verbose, True)
+    _log_format(obj, log_format)
     metrics = None
     if metrics_file is not None:
         from jobsched.metrics import PassMetrics
@@ -471,11 +499,69 @@ def run_due(
             keep_results=False,
             handlers=handlers or None,
             on_result=None if metrics is None else metrics.observe,
+            isolate=isolate,
         )
     if not quiet or report.troubled:
         click.echo(f"jobsched run-due: {report.summary()}")
     if metrics is not None:
         metrics.write(report, scheduler.backlog(), scheduler.now())
+
+
+@cli.command()
+@click.option(
+    "--poll",
+    type=Seconds(minimum=0, maximum=MAX_SECONDS, min_open=True),
+    default=DEFAULT_POLL,
+    show_default=True,
+    help="When nothing is due, look again within S seconds (sooner if a job is due sooner).",
+)
+@click.option(
+    "--prefetch",
+    type=Count(MAX_PREFETCH),
+    default=DEFAULT_PREFETCH,
+    show_default=True,
+    help="Hold at most N claimed jobs that have not started.",
+)
+@runner_options
+@click.pass_obj
+@exit_codes
+def worker(
+    obj: Context,
+    poll: float,
+    prefetch: int,
+    concurrency: int,
+    grace: float,
+    handlers: tuple[str, ...],
+    isolate: bool,
+    log_format: str,
+    quiet: bool,
+) -> None:
+    """Run due jobs as they come due, until stopped (SIGTERM/SIGINT: finish and exit 0)."""
+    _log_format(obj, log_format)
+    scheduler = obj.scheduler()
+    stop = threading.Event()
+    on_result = None
+    log.info(
+        "worker %s started: concurrency %d, poll %gs, prefetch %d, %s%s",
+        runner_name(),
+        concurrency,
+        poll,
+        prefetch,
+        "handlers " + ", ".join(handlers) if handlers else "every handler",
+        ", isolated" if isolate else "",
+    )
+    with graceful_shutdown(stop, grace):
+        report = scheduler.run_worker(
+            stop=stop,
+            concurrency=concurrency,
+            poll=poll,
+            prefetch=prefetch,
+            handlers=handlers or None,
+            isolate=isolate,
+            on_result=on_result,
+        )
+    if not quiet or report.troubled:
+        click.echo(f"jobsched worker: {report.summary()}")
 
 
 class graceful_shutdown:

@@ -31,6 +31,7 @@ from jobsched.model import (
 )
 from jobsched.runner import Pass, PassOptions
 from jobsched.store import Store, open_store
+from jobsched.worker import DEFAULT_POLL, DEFAULT_PREFETCH, run_worker
 
 T = TypeVar("T")
 log = logging.getLogger("jobsched")
@@ -293,6 +294,7 @@ class Scheduler:
         keep_results: bool = True,
         handlers: Iterable[str] | None = None,
         on_result: Callable[[JobResult], None] | None = None,
+        isolate: bool = False,
     ) -> RunReport:
         """Run one pass over the due jobs (at most ``limit``) and report what became of each.
 
@@ -301,6 +303,8 @@ class Scheduler:
         not registered here is deferred an hour. A pass with no handler registered at all raises
         ``NoHandlersError`` before it takes anything. ``on_result`` hears of every job's
         result as it happens (from the threads running handlers: it must be thread-safe).
+        ``isolate`` runs every handler's attempts in child processes (as ``isolate=True`` on
+        each handler does).
 
         With history on, every attempt is recorded, and at most every ten minutes (across every
         process sharing the database) the pass prunes history older than the retention.
@@ -312,13 +316,67 @@ class Scheduler:
             keep_results=keep_results,
             handlers=None if handlers is None else _handler_names(handlers),
             history=self.history_enabled,
+            isolate=isolate,
         )
         report = Pass(
-            self.store, self.clock, self.registry, options, stop=stop, on_result=on_result
+            self.store,
+            self.clock,
+            self.registry,
+            options,
+            stop=stop,
+            on_result=on_result,
+            api=self,
         ).run()
         if self.history_enabled:
             self._prune_now_and_then()
         return report
+
+    def run_worker(
+        self,
+        *,
+        stop: threading.Event,
+        concurrency: int = 1,
+        poll: float = DEFAULT_POLL,
+        prefetch: int = DEFAULT_PREFETCH,
+        handlers: Iterable[str] | None = None,
+        isolate: bool = False,
+        on_result: Callable[[JobResult], None] | None = None,
+    ) -> RunReport:
+        """Run due jobs until ``stop`` is set: a pass that, when nothing is due, waits for the
+        next due job (at most ``poll`` seconds) and goes on. It holds at most ``prefetch``
+        claimed jobs that have not started. A database that goes away is waited out (backing
+        off from one second to thirty, with a log line each time), never raised. Returns what
+        it did, counted (no per-job results: ``on_result`` hears of each).
+
+        ``handlers``, ``isolate`` and ``concurrency`` are those of ``run_due_jobs``. Raises
+        ``NoHandlersError`` or ``UsageError`` before taking anything when it could run nothing.
+        """
+        options = PassOptions(
+            concurrency=concurrency,
+            keep_results=False,
+            handlers=None if handlers is None else _handler_names(handlers),
+            history=self.history_enabled,
+            isolate=isolate,
+            poll=poll,
+            prefetch=prefetch,
+        )
+
+        def new_pass(on_round: Callable[[], None]) -> Pass:
+            made = Pass(
+                self.store,
+                self.clock,
+                self.registry,
+                options,
+                stop=stop,
+                on_result=on_result,
+                api=self,
+                on_round=on_round,
+            )
+            made.check_handlers()
+            return made
+
+        chores = self._prune_now_and_then if self.history_enabled else None
+        return run_worker(new_pass, stop=stop, chores=chores)
 
     # -- history ----------------------------------------------------------------------------------
 
