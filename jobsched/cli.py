@@ -522,6 +522,18 @@ def run_due(
     show_default=True,
     help="Hold at most N claimed jobs that have not started.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics over HTTP on PORT; needs pip install 'jobsched[metrics]'.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address the metrics server binds to (with --metrics-port).",
+)
 @runner_options
 @click.pass_obj
 @exit_codes
@@ -529,6 +541,8 @@ def worker(
     obj: Context,
     poll: float,
     prefetch: int,
+    metrics_port: int | None,
+    metrics_host: str,
     concurrency: int,
     grace: float,
     handlers: tuple[str, ...],
@@ -540,7 +554,18 @@ def worker(
     _log_format(obj, log_format)
     scheduler = obj.scheduler()
     stop = threading.Event()
-    on_result = None
+    served = None
+    if metrics_port is not None:
+        from jobsched.metrics import start_worker_metrics
+
+        # Before any job is taken: a port in use is a user mistake (exit 2).
+        served = start_worker_metrics(
+            metrics_host,
+            metrics_port,
+            backlog=scheduler.backlog,
+            now=scheduler.now,
+            retries=lambda: scheduler.store.retries,
+        )
     log.info(
         "worker %s started: concurrency %d, poll %gs, prefetch %d, %s%s",
         runner_name(),
@@ -550,16 +575,20 @@ def worker(
         "handlers " + ", ".join(handlers) if handlers else "every handler",
         ", isolated" if isolate else "",
     )
-    with graceful_shutdown(stop, grace):
-        report = scheduler.run_worker(
-            stop=stop,
-            concurrency=concurrency,
-            poll=poll,
-            prefetch=prefetch,
-            handlers=handlers or None,
-            isolate=isolate,
-            on_result=on_result,
-        )
+    try:
+        with graceful_shutdown(stop, grace):
+            report = scheduler.run_worker(
+                stop=stop,
+                concurrency=concurrency,
+                poll=poll,
+                prefetch=prefetch,
+                handlers=handlers or None,
+                isolate=isolate,
+                on_result=None if served is None else served.observe,
+            )
+    finally:
+        if served is not None:
+            served.close()
     if not quiet or report.troubled:
         click.echo(f"jobsched worker: {report.summary()}")
 
