@@ -170,8 +170,7 @@ class Pass:
         # With handlers in this thread, the next batch is claimed in another one meanwhile (a
         # store that batches writes only: they cost a round trip there).
         worker = opts.poll is not None
-        ahead = pool is None and self.store.batches_writes and opts.prefetch is None
-        feed = _Feed(self, ahead=ahead)
+        feed = _Feed(self, ahead=pool is None and self.store.batches_writes)
         next_round = 0.0  # a worker's next look for due jobs (time.monotonic)
         if self.clock.is_real:
             self.heartbeat.start()
@@ -187,7 +186,10 @@ class Pass:
                     break
                 if worker and feed.done and time.monotonic() >= next_round:
                     self._new_round(feed)
-                if not pending and not feed.done:
+                # A worker claims only for a free handler slot, so that a job it would only hold
+                # runs sooner on another worker; a pass claims the next batch ahead.
+                busy = worker and pool is not None and len(in_flight) >= opts.concurrency
+                if not pending and not feed.done and not busy:
                     pending.extend(feed.take())
                     if worker and feed.done:
                         next_round = self._next_round()
@@ -199,7 +201,7 @@ class Pass:
                     continue
                 if pool is None:
                     self._process(pending.popleft())
-                    feed.ran()
+                    feed.ran(len(pending))
                     continue
                 while pending and len(in_flight) < opts.concurrency:
                     if pending[0].taken_from is not None:
@@ -625,12 +627,15 @@ class _Feed:
             self._pass.heartbeat.hold(claim)
         return taken
 
-    def ran(self) -> None:
-        """A handler ran: the first of a batch tells how big the next one should be."""
+    def ran(self, waiting: int) -> None:
+        """A handler ran (``waiting`` claimed jobs wait behind it): the first of a batch tells
+        how big the next one should be."""
         if not self._ask_after_a_run:
             return
         self._ask_after_a_run = False
         want = self._want()
+        if self._prefetch is not None:
+            want = min(want, self._prefetch - waiting)
         # Only quick handlers gain by it; slow ones would hold a batch more.
         if want > 0 and self._batch > 2 * self._concurrency:
             assert self._pool is not None
