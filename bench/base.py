@@ -28,7 +28,10 @@ class Implementation:
     #: W3 template on SQLite); None: its own.
     tables: ClassVar[str | None] = None
     #: W4: when (``time.monotonic()``) the runner's work was done, if earlier than its return.
+    #: W2/W3 through a worker: when the table was drained (timed from ``started_at``).
     finished_at: float | None = None
+    #: W2/W3 through a worker: when (``time.monotonic()``) ``run_pass`` began.
+    started_at: float | None = None
 
     def __init__(self, target: str) -> None:
         #: A ``mysql+pymysql://.../database`` URL, or the path of an SQLite file.

@@ -12,10 +12,14 @@ IMPLEMENTATIONS: dict[tuple[str, str], str] = {
     ("mariadb", "apscheduler"): "bench.with_apscheduler:APSchedulerImpl",
     ("mariadb", "jobsched"): "bench.with_jobsched:JobschedMariaDB",
     ("mariadb", "jobsched-nohistory"): "bench.with_jobsched:JobschedMariaDBNoHistory",
+    ("mariadb", "jobsched-run-due"): "bench.with_jobsched:JobschedMariaDBRunDue",
+    ("mariadb", "jobsched-worker"): "bench.with_jobsched:JobschedMariaDBWorker",
     ("sqlite", "floor"): "bench.floor_sqlite:SQLiteFloor",
     ("sqlite", "huey"): "bench.with_huey:HueyImpl",
     ("sqlite", "jobsched"): "bench.with_jobsched:JobschedSQLite",
     ("sqlite", "jobsched-nohistory"): "bench.with_jobsched:JobschedSQLiteNoHistory",
+    ("sqlite", "jobsched-run-due"): "bench.with_jobsched:JobschedSQLiteRunDue",
+    ("sqlite", "jobsched-worker"): "bench.with_jobsched:JobschedSQLiteWorker",
 }
 #: The simulated year (W5, W5b) on the memory backend: implementation -> history on.
 MEMORY: dict[str, bool] = {"jobsched": True, "jobsched-nohistory": False}
@@ -27,6 +31,8 @@ LABELS = {
     "huey": "Huey",
     "jobsched": "jobsched",
     "jobsched-nohistory": "jobsched, history off",
+    "jobsched-run-due": "jobsched run-due",
+    "jobsched-worker": "jobsched worker",
 }
 BACKEND_LABELS = {"mariadb": "MariaDB", "sqlite": "SQLite file", "memory": "memory"}
 

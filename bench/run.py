@@ -17,6 +17,7 @@ import os
 import platform
 import queue
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -48,24 +49,39 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/jobsched_bench"
 
-ALL_WORKLOADS = ["W1", "W1b", "W6", "W2", "W3", "W4", "W5", "W5b"]
+ALL_WORKLOADS = ["W1", "W1b", "W6", "W2", "W3", "W4", "W7", "W7b", "W5", "W5b"]
 TITLES = {
     "W1": "{jobs} `schedule_job` calls, one commit each",
     "W1b": "{bulk} jobs through `schedule_jobs`",
     "W2": "one pass over {jobs} due no-op jobs",
     "W3": "one pass over {due} due jobs among {future} future ones",
     "W4": "two runner processes over {jobs} due jobs",
+    "W7": "latency of a stream of {rate} jobs/s due now for {stream} s, 1 worker process",
+    "W7b": "latency of a stream of {rate} jobs/s due now for {stream} s, 4 worker processes",
     "W5": "a simulated year of per-minute passes over {sim} jobs (memory)",
     "W5b": "a simulated year of per-minute passes over {sim_large} jobs (memory)",
     "W6": "{jobs} `schedule_job(conn=...)` in the caller's transaction with an app row",
 }
 #: Every implementation, in the harness's order; those a run without ``--impls`` measures.
-ALL_IMPLS = ["floor", "apscheduler", "huey", "jobsched", "jobsched-nohistory"]
+ALL_IMPLS = [
+    "floor",
+    "apscheduler",
+    "huey",
+    "jobsched",
+    "jobsched-nohistory",
+    "jobsched-run-due",
+    "jobsched-worker",
+]
 DEFAULT_IMPLS = ALL_IMPLS
 #: jobsched with its history of attempts off (issue 13 compares it with jobsched's default).
 NO_HISTORY = "jobsched-nohistory"
 #: What each workload reports, and whether more is better.
-UNITS = {"W3": "ms", "W5": "s", "W5b": "s"}
+UNITS = {"W3": "ms", "W5": "s", "W5b": "s", "W7": "ms", "W7b": "ms"}
+#: Issue 14: W2 and W3 through ``jobsched worker`` against ``jobsched run-due``, and W7's latency.
+RUN_DUE = "jobsched-run-due"
+WORKER = "jobsched-worker"
+#: W7's workers: worker processes, each with the command's defaults (``--poll 0.5``).
+LATENCY_WORKERS = {"W7": 1, "W7b": 4}
 
 
 def unit(workload: str) -> str:
@@ -85,6 +101,10 @@ class Sizes:
     sim: int = 10_000
     sim_large: int = 100_000
     sim_days: int = 365
+    latency_rate: float = 20.0
+    latency_seconds: float = 20.0
+    #: Before W7's measured stream, the same stream (not counted) while the workers connect.
+    latency_warmup: float = 2.0
 
     def jobs_for(self, workload: str) -> int:
         return {
@@ -92,7 +112,14 @@ class Sizes:
             "W3": self.w3_due,
             "W5": self.sim,
             "W5b": self.sim_large,
+            "W7": self.latency_jobs,
+            "W7b": self.latency_jobs,
         }.get(workload, self.jobs)
+
+    @property
+    def latency_jobs(self) -> int:
+        """How many jobs W7's measured stream schedules."""
+        return max(2, round(self.latency_rate * self.latency_seconds))
 
     def title(self, workload: str) -> str:
         seeds, factor = common.split_future(self.w3_future)
@@ -103,10 +130,23 @@ class Sizes:
             future=f"{seeds * factor:,}",
             sim=f"{self.sim:,}",
             sim_large=f"{self.sim_large:,}",
+            rate=f"{self.latency_rate:g}",
+            stream=f"{self.latency_seconds:g}",
         )
 
 
-TINY = Sizes(jobs=30, bulk=300, w3_due=10, w3_future=3000, sim=200, sim_large=400, sim_days=30)
+TINY = Sizes(
+    jobs=30,
+    bulk=300,
+    w3_due=10,
+    w3_future=3000,
+    sim=200,
+    sim_large=400,
+    sim_days=30,
+    latency_rate=10.0,
+    latency_seconds=1.0,
+    latency_warmup=0.5,
+)
 
 
 @dataclass
@@ -225,7 +265,9 @@ class Harness:
                     "jobs": jobs,
                     "deadline_s": self.args.timeout,
                 }
-                if workload == "W4":
+                if workload in LATENCY_WORKERS:
+                    result = self.latency(spec)
+                elif workload == "W4":
                     result = self.two_runners(spec)
                     impl = implementation(backend, name, target)
                     result["left"] = impl.remaining()
@@ -350,6 +392,98 @@ class Harness:
             "rss_kib": max(r["rss_kib"] for r in results),
             "per_runner": [len(r["runs"]) for r in results],
             "notes": sorted({note for r in results for note in r.get("notes", [])}),
+        }
+
+    def latency(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """W7: start ``jobsched worker`` processes (1 or 4, default options); once each has
+        imported the app, schedule a stream of jobs due now at a steady rate (a warm-up stream
+        first, not counted), wait until every job ran and none is left, stop the workers with
+        SIGTERM (each must exit 0). Each handler run logs the job's start and when the handler
+        began (``bench.jobsched_app``); the latency is the one minus the other."""
+        from bench.jobsched_app import LATENCY_DIR, LATENCY_HANDLER
+        from bench.with_jobsched import CLI_APP
+        from jobsched import Scheduler
+
+        workers = LATENCY_WORKERS[spec["workload"]]
+        url = implementation(spec["backend"], spec["impl"], spec["target"]).url  # type: ignore[attr-defined]
+        count, rate = int(spec["jobs"]), self.sizes.latency_rate
+        logs = Path(tempfile.mkdtemp(prefix="w7-", dir=self.workdir))
+        env = dict(child_env(), **{LATENCY_DIR: str(logs)})
+        expected = common.ids("lat", count)
+        procs: list[subprocess.Popen[str]] = []
+        outputs: list[Any] = []
+        scheduler = Scheduler(url)
+        with contextlib.ExitStack() as stack:
+            stack.callback(shutil.rmtree, logs, True)
+            stack.callback(scheduler.close)
+            stack.callback(stop_all, procs)
+            for _ in range(workers):
+                out = stack.enter_context(tempfile.TemporaryFile("w+"))
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "jobsched", "--database-url", url,
+                         "--app", CLI_APP, "worker"],
+                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                        stderr=subprocess.STDOUT, text=True,
+                    )
+                )  # fmt: skip
+                outputs.append(out)
+
+            def exited() -> None:
+                for proc, out in zip(procs, outputs, strict=True):
+                    if proc.poll() is not None:
+                        out.seek(0)
+                        raise ChildError(
+                            f"a worker exited {proc.returncode} before it was stopped",
+                            out.read()[-3000:],
+                        )
+
+            deadline = time.monotonic() + 120
+            while len(list(logs.glob("ready-*"))) < workers:
+                exited()
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not import the app within 120 s")
+                time.sleep(0.02)
+            warm = max(1, round(rate * self.sizes.latency_warmup))
+            stream(scheduler, "warm", warm, rate, LATENCY_HANDLER)
+            began = time.monotonic()
+            stream(scheduler, "lat", count, rate, LATENCY_HANDLER)
+            streamed = time.monotonic() - began
+            deadline = time.monotonic() + 60
+            while latency_runs(logs, "lat-") < count or due_any(scheduler):
+                exited()
+                if time.monotonic() > deadline:
+                    break  # the tally says which never ran
+                time.sleep(0.02)
+            exited()
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            codes = [proc.wait(timeout=self.args.timeout) for proc in procs]
+            texts = []
+            for out in outputs:
+                out.seek(0)
+                texts.append(out.read())
+            if any(codes):
+                raise ChildError(f"workers exited {codes} after SIGTERM (expected 0)", texts[0])
+            runs = read_latency_runs(logs)
+            left = scheduler.count_jobs()
+        measured = [(job, lag) for job, lag, _ in runs if job.startswith("lat-")]
+        tallied = common.tally([job for job, _ in measured], expected)
+        first: dict[str, float] = {}
+        for job, lag in measured:
+            first.setdefault(job, lag)
+        lags = sorted(first.values())
+        per_runner: dict[str, int] = {}
+        for job, _, pid in runs:
+            if job.startswith("lat-"):
+                per_runner[pid] = per_runner.get(pid, 0) + 1
+        return {
+            **tallied,
+            "seconds": streamed,
+            "rss_kib": -1,
+            "left": left,
+            "latency": percentiles(lags),
+            "per_runner": sorted(per_runner.values(), reverse=True),
         }
 
     # -- MariaDB --------------------------------------------------------------------------------
@@ -477,7 +611,9 @@ def fill(record: Record, result: dict[str, Any]) -> None:
     record.missing = int(result.get("missing", 0))
     record.unexpected = int(result.get("unexpected", 0))
     record.left = int(result.get("due_left", result.get("left", 0)))
-    if unit(record.workload) == "jobs/s":
+    if "latency" in result:  # W7: the p95 latency in ms
+        record.value = result["latency"]["p95"] * 1000 if result["latency"] else None
+    elif unit(record.workload) == "jobs/s":
         record.value = record.jobs / record.seconds if record.seconds > 0 else float("inf")
     elif unit(record.workload) == "ms":
         record.value = record.seconds * 1000
@@ -485,6 +621,8 @@ def fill(record: Record, result: dict[str, Any]) -> None:
         record.value = record.seconds
     keep = ("per_runner", "schedule_seconds", "passes", "outcomes", "history_rows")
     record.detail = {k: result[k] for k in keep if k in result}
+    for name, seconds in result.get("latency", {}).items():
+        record.detail[f"{name}_ms"] = round(seconds * 1000, 1)
     if "schedule_seconds" in record.detail:
         record.detail["schedule_seconds"] = round(record.detail["schedule_seconds"], 3)
     for key in ("count", "app_rows"):  # after W1, W1b, W6: only when some are missing
@@ -494,6 +632,51 @@ def fill(record: Record, result: dict[str, Any]) -> None:
         del record.detail["history_rows"]  # an implementation that keeps no history
     if result.get("notes"):
         record.detail["notes"] = "; ".join(result["notes"])
+
+
+def stream(scheduler: Any, prefix: str, count: int, rate: float, handler: str) -> None:
+    """Schedule ``count`` jobs due now, ``rate`` a second, each at its time (``prefix-0000000``
+    and on): a steady stream, as a web app's requests make."""
+    began = time.monotonic()
+    for i, job_id in enumerate(common.ids(prefix, count)):
+        delay = began + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        scheduler.schedule_job(job_id, scheduler.now(), handler, None)
+
+
+def due_any(scheduler: Any) -> bool:
+    """Whether any job whose start has come is in the table (claimed or not)."""
+    return next(iter(scheduler.list_jobs(due=True, limit=1)), None) is not None
+
+
+def read_latency_runs(logs: Path) -> list[tuple[str, float, str]]:
+    """Every run W7's workers logged: (job id, seconds from its start to its handler's, pid)."""
+    runs = []
+    for path in sorted(logs.glob("runs-*.txt")):
+        pid = path.stem.removeprefix("runs-")
+        for line in path.read_text().splitlines():
+            job, start, began = line.split()
+            runs.append((job, float(began) - float(start), pid))
+    return runs
+
+
+def latency_runs(logs: Path, prefix: str) -> int:
+    """How many runs of jobs whose id starts with ``prefix`` W7's workers have logged so far."""
+    return sum(
+        1 for path in logs.glob("runs-*.txt") for line in path.read_text().splitlines()
+        if line.startswith(prefix)
+    )  # fmt: skip
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p95, p99 and the maximum of ``values`` (seconds; the inclusive method)."""
+    if not values:
+        return {}
+    if len(values) == 1:
+        return {"p50": values[0], "p95": values[0], "p99": values[0], "max": values[0]}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
 
 
 def remove_sqlite(path: Path) -> None:
@@ -591,6 +774,8 @@ class Summary:
         ]
         for workload, backend in self.rows():
             peer = PEERS.get(backend, "")
+            if not any(self.runs(workload, backend, impl) for impl in ("floor", peer, "jobsched")):
+                continue  # W7: the worker's own table
             cells = [f"{workload} {sizes.title(workload)}", BACKEND_LABELS[backend]]
             for impl in ("floor", peer, "jobsched"):
                 value = self.median(workload, backend, impl) if impl else None
@@ -638,15 +823,18 @@ class Summary:
             if self.runs(workload, backend, "jobsched") and self.runs(workload, backend, NO_HISTORY)
         ]
 
-    def paired(self, workload: str, backend: str) -> list[float]:
-        """Run k with the history on against run k with it off (they ran one after the other:
-        interleaved), as speed ratios (>1: on is faster)."""
-        off = {r.run: r.value for r in self.runs(workload, backend, NO_HISTORY) if r.value}
+    def paired(
+        self, workload: str, backend: str, impl: str = "jobsched", other: str = NO_HISTORY
+    ) -> list[float]:
+        """Run k of ``impl`` (by default: the history on) against run k of ``other`` (the history
+        off; they ran one after the other: interleaved), as speed ratios (>1: ``impl`` is
+        faster)."""
+        off = {r.run: r.value for r in self.runs(workload, backend, other) if r.value}
         out = []
-        for r in self.runs(workload, backend, "jobsched"):
-            other = off.get(r.run)
-            if r.value and other:
-                out.append(r.value / other if higher_is_better(workload) else other / r.value)
+        for r in self.runs(workload, backend, impl):
+            theirs = off.get(r.run)
+            if r.value and theirs:
+                out.append(r.value / theirs if higher_is_better(workload) else theirs / r.value)
         return out
 
     def spread(self, workload: str, backend: str, impl: str) -> str:
@@ -681,6 +869,80 @@ class Summary:
                 f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {by_run} "
                 f"| {HISTORY_TARGET_TEXT.get(workload, '-')} "
                 f"| {met(None if ratio is None or at_least is None else ratio >= at_least)} |"
+            )
+        return lines
+
+    # -- the worker (issue 14) ------------------------------------------------------------------
+
+    def worker_rows(self) -> list[tuple[str, str]]:
+        """The (workload, backend) pairs of W2 and W3 measured through the worker and run-due."""
+        return [
+            (workload, backend)
+            for workload, backend in self.rows()
+            if workload in ("W2", "W3")
+            and self.runs(workload, backend, WORKER)
+            and self.runs(workload, backend, RUN_DUE)
+        ]
+
+    def worker_table(self) -> list[str]:
+        lines = [
+            "| workload | database | `run_due_jobs` (API) | `jobsched run-due` | `jobsched worker` "
+            "| worker / run-due (medians) | worker / run-due (run by run) | target | |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for workload, backend in self.worker_rows():
+            ratio = self.ratio(workload, backend, WORKER, RUN_DUE)
+            pairs = self.paired(workload, backend, WORKER, RUN_DUE)
+            by_run = "-"
+            if pairs:
+                by_run = f"{statistics.median(pairs):.2f}x"
+                if len(pairs) > 1:
+                    by_run += f" ({min(pairs):.2f}-{max(pairs):.2f})"
+            lines.append(
+                f"| {workload} | {BACKEND_LABELS[backend]} "
+                f"| {self.spread(workload, backend, 'jobsched')} "
+                f"| {self.spread(workload, backend, RUN_DUE)} "
+                f"| {self.spread(workload, backend, WORKER)} "
+                f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {by_run} "
+                f"| {WORKER_TARGET_TEXT[workload]} "
+                f"| {met(None if ratio is None else ratio >= WORKER_TARGETS[workload])} |"
+            )
+        return lines
+
+    def latency_rows(self) -> list[tuple[str, str]]:
+        return [(w, b) for w, b in self.rows() if w in LATENCY_WORKERS]
+
+    def median_detail(self, workload: str, backend: str, impl: str, key: str) -> float | None:
+        values = [
+            float(r.detail[key])
+            for r in self.runs(workload, backend, impl)
+            if r.error is None and key in r.detail
+        ]
+        return statistics.median(values) if values else None
+
+    def latency_table(self) -> list[str]:
+        lines = [
+            "| database | worker processes | jobs (per run) | p50 | p95 | p99 | max "
+            "| every job exactly once | target p95 < 1 s | |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for workload, backend in self.latency_rows():
+            runs = [r for r in self.runs(workload, backend, WORKER) if r.error is None]
+            cells = []
+            for key in ("p50_ms", "p95_ms", "p99_ms"):
+                value = self.median_detail(workload, backend, WORKER, key)
+                cells.append("-" if value is None else f"{value:,.0f} ms")
+            highest = max((r.detail["max_ms"] for r in runs if "max_ms" in r.detail), default=None)
+            cells.append("-" if highest is None else f"{highest:,.0f} ms")
+            once = self.exactly_once(workload, backend, WORKER)
+            p95 = self.median(workload, backend, WORKER)
+            jobs = runs[0].jobs if runs else 0
+            lines.append(
+                f"| {BACKEND_LABELS[backend]} | {LATENCY_WORKERS[workload]} | {jobs:,} | "
+                + " | ".join(cells)
+                + f" | {'-' if once is None else 'yes' if once else once_problems(runs)} "
+                f"| {'-' if p95 is None else f'{p95:,.0f} ms'} "
+                f"| {met(None if p95 is None else p95 < 1000)} |"
             )
         return lines
 
@@ -743,6 +1005,28 @@ class Summary:
                 if w2_rss is not None and w3_rss is not None else "not measured",
                 None if w2_rss is None or w3_rss is None else w3_rss - w2_rss <= 10,
             ))  # fmt: skip
+        # Issue 14: W2 and W3 through a worker within 10% of run-due; W7's p95 under 1 s.
+        for workload in ("W2", "W3"):
+            for backend in ("mariadb", "sqlite"):
+                r = self.ratio(workload, backend, WORKER, RUN_DUE)
+                worker = self.median(workload, backend, WORKER)
+                run_due = self.median(workload, backend, RUN_DUE)
+                out.append((
+                    f"{BACKEND_LABELS[backend]} {workload} through a worker "
+                    f"{WORKER_TARGET_TEXT[workload]}",
+                    f"{r:.2f}x (worker {fmt(worker, workload)}, run-due {fmt(run_due, workload)})"
+                    if r is not None else "not measured",
+                    None if r is None else r >= WORKER_TARGETS[workload],
+                ))  # fmt: skip
+        for workload, workers in LATENCY_WORKERS.items():
+            for backend in ("mariadb", "sqlite"):
+                p95 = self.median(workload, backend, WORKER)
+                out.append((
+                    f"{BACKEND_LABELS[backend]} W7 p95 start-to-handler latency under 1 s, "
+                    f"{workers} worker{'s' if workers > 1 else ''}",
+                    "not measured" if p95 is None else f"{p95:,.0f} ms",
+                    None if p95 is None else p95 < 1000,
+                ))  # fmt: skip
         absolute("W5", "memory", lambda v: v < 1, "W5 under 1 s (a year, 10,000 jobs)")
         absolute("W5b", "memory", lambda v: v < 10, "W5b under 10 s (a year, 100,000 jobs)")
         # Issue 13: the history of attempts costs W2 at most 10%, W3 and W5 within 10%.
@@ -774,6 +1058,15 @@ HISTORY_TARGET_TEXT = {
     "W3": "within 10% of history off (time <= 1.1x)",
     "W5": "within 10% of history off (time <= 1.1x)",
     "W5b": "within 10% of history off (time <= 1.1x)",
+}
+
+
+#: Issue 14: W2 and W3 through ``jobsched worker`` "within 10%" of ``jobsched run-due``: W2's
+#: speed at least 0.9x, W3's time at most 1.1x (a speed of 1/1.1x).
+WORKER_TARGETS = {"W2": 0.9, "W3": 1 / 1.1}
+WORKER_TARGET_TEXT = {
+    "W2": ">= 0.9x run-due",
+    "W3": "within 10% of run-due (time <= 1.1x)",
 }
 
 
@@ -882,7 +1175,8 @@ def report(
         + (" (fewer than 3: the medians are single runs)" if args.runs < 3 else ""),
         f"- sizes: {sizes.jobs:,} jobs (W1, W2, W4, W6), {sizes.bulk:,} (W1b), W3 "
         f"{sizes.w3_due:,} due among {future:,} future, W5 {sizes.sim:,} / W5b "
-        f"{sizes.sim_large:,} jobs over {sizes.sim_days} days",
+        f"{sizes.sim_large:,} jobs over {sizes.sim_days} days, W7 {sizes.latency_rate:g} jobs/s "
+        f"for {sizes.latency_seconds:g} s",
         "- jobsched's timed pass (W2-W4): "
         + (
             "the first on its database (`--first-pass`)"
@@ -922,6 +1216,31 @@ def report(
             "invocation: medians (min-max of the runs); `on / off` says how many times as",
             "fast the history on is (below 1: slower). Run by run: run k on against run k off,",
             "which ran one after the other.",
+        ]
+    if summary.worker_rows() or summary.latency_rows():
+        lines += ["", "## The worker (issue 14)", ""]
+    if summary.worker_rows():
+        lines += summary.worker_table()
+        lines += [
+            "",
+            "W2 and W3 through `jobsched worker` (timed from the command's call, in a warmed",
+            "process, until every due job ran and none is left in the table) against `jobsched",
+            "run-due` (from the call to its return), both called in the child's process with",
+            "their defaults, interleaved run by run; `run_due_jobs` is jobsched's W2/W3 above, for",
+            "reference. Medians (min-max); `worker / run-due` says how many times as fast the",
+            "worker is (below 1: slower).",
+            "",
+        ]
+    if summary.latency_rows():
+        lines += summary.latency_table()
+        lines += [
+            "",
+            f"W7: {sizes.latency_rate:g} jobs a second, each `schedule_job(..., start=now)`, for "
+            f"{sizes.latency_seconds:g} s ({sizes.latency_jobs:,} jobs a run, after a warm-up of",
+            f"{sizes.latency_warmup:g} s not counted), to `jobsched worker` processes with their "
+            "defaults (`--poll 0.5`);",
+            "latency from each job's start to its handler's start. p50, p95 and p99 are medians",
+            "over the runs of each run's percentile; max is the highest of any run.",
         ]
     lines += ["", "## The issue's targets", "", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {what} | {measured} | {met(ok)} |" for what, measured, ok in summary.targets()]
@@ -973,6 +1292,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sim-jobs", type=int, help="jobs of W5 (default 10,000)")
     parser.add_argument("--sim-jobs-large", type=int, help="jobs of W5b (default 100,000)")
     parser.add_argument("--sim-days", type=int, help="days W5 simulates (default 365)")
+    parser.add_argument(
+        "--latency-rate", type=float, help="W7: jobs a second in the stream (default 20)"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, help="W7: seconds the measured stream lasts (default 20)"
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny sizes and 1 run: a smoke test")
     parser.add_argument(
         "--mysql-url",
@@ -1017,6 +1342,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ("sim_jobs", "sim"),
         ("sim_jobs_large", "sim_large"),
         ("sim_days", "sim_days"),
+        ("latency_rate", "latency_rate"),
+        ("latency_seconds", "latency_seconds"),
     ):
         value = getattr(args, option)
         if value is not None:
@@ -1105,6 +1432,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         if summary.history_rows():
             print("\n".join(summary.history_table()))
+            print()
+        if summary.worker_rows():
+            print("\n".join(summary.worker_table()))
+            print()
+        if summary.latency_rows():
+            print("\n".join(summary.latency_table()))
             print()
         for what, measured, ok in summary.targets():
             if ok is not None or args.full:

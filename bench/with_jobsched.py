@@ -217,6 +217,92 @@ class NoHistory:
     tables: ClassVar[str | None] = "jobsched"
 
 
+class ThroughCommand:
+    """Mixed in before a jobsched implementation: W2 and W3 through a ``jobsched`` command, called
+    in the child's process (``jobsched.cli.main``, imports warmed first, as W4 does), so the
+    command's own start (its scheduler, its connections, its runner row) is timed as well."""
+
+    #: Its tables are jobsched's, loaded the same way (W3's SQLite template is shared).
+    tables: ClassVar[str | None] = "jobsched"
+
+    url: str
+    scheduler: Any
+    finished_at: float | None = None
+    started_at: float | None = None
+
+    def open(self, workload: str) -> None:
+        import bench.jobsched_app  # noqa: F401
+        import jobsched.cli  # noqa: F401
+        from jobsched import Scheduler
+
+        os.environ["JOBSCHED_HISTORY"] = "on"
+        # The checks' own scheduler (the command opens its own): also warms what it imports.
+        self.scheduler = Scheduler(self.url)
+        self.scheduler.count_jobs()
+
+    def command(self, *args: str) -> None:
+        import jobsched.cli
+
+        try:
+            jobsched.cli.main(["--database-url", self.url, "--app", CLI_APP, *args])
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise RuntimeError(f"jobsched {args[0]} exited with {e.code}") from None
+
+
+class RunDue(ThroughCommand):
+    """W2 and W3 through ``jobsched run-due``: timed from the call to its return."""
+
+    name: ClassVar[str] = "jobsched-run-due"
+    workloads: ClassVar[frozenset[str]] = frozenset({"W2", "W3"})
+
+    def run_pass(self, expected: int, deadline: float) -> None:
+        self.command("run-due", "--quiet")
+
+
+class Worker(ThroughCommand):
+    """W2 and W3 through ``jobsched worker`` (default options) in this process: timed from the
+    call until every due job ran and none is left in the table (``finished_at``, seen by a thread
+    that waits for the handler's last run, then looks at the table every millisecond), when that
+    thread sends this process SIGTERM; the worker's graceful exit is not timed. W7 runs workers as
+    processes of their own (the harness starts them: ``bench.run.Harness.latency``)."""
+
+    name: ClassVar[str] = "jobsched-worker"
+    workloads: ClassVar[frozenset[str]] = frozenset({"W2", "W3", "W7", "W7b"})
+
+    def run_pass(self, expected: int, deadline: float) -> None:
+        import signal
+        import threading
+        import time
+
+        self.started_at = time.monotonic()
+        failed: list[BaseException] = []
+
+        def watch() -> None:
+            try:
+                common.expect_runs(expected)
+                if not common.ALL_RAN.wait(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"{len(common.RUNS)} of {expected} jobs ran in time")
+                while self.due_left_any() and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                self.finished_at = time.monotonic()
+            except BaseException as e:
+                failed.append(e)
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        watcher = threading.Thread(target=watch, name="bench-drained", daemon=True)
+        watcher.start()
+        self.command("worker")
+        watcher.join()
+        if failed:
+            raise failed[0]
+
+    def due_left_any(self) -> bool:
+        """Whether any due job is in the table (claimed or not): one row through the index."""
+        return next(iter(self.scheduler.list_jobs(due=True, limit=1)), None) is not None
+
+
 class JobschedMariaDB(JobschedImpl):
     backend = "mariadb"
 
@@ -250,4 +336,20 @@ class JobschedMariaDBNoHistory(NoHistory, JobschedMariaDB):
 
 
 class JobschedSQLiteNoHistory(NoHistory, JobschedSQLite):
+    pass
+
+
+class JobschedMariaDBRunDue(RunDue, JobschedMariaDB):
+    pass
+
+
+class JobschedSQLiteRunDue(RunDue, JobschedSQLite):
+    pass
+
+
+class JobschedMariaDBWorker(Worker, JobschedMariaDB):
+    pass
+
+
+class JobschedSQLiteWorker(Worker, JobschedSQLite):
     pass
