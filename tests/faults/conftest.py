@@ -414,3 +414,110 @@ def private_mariadb() -> Iterator[PrivateMariaDb]:
         server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- long-running workers -----------------------------------------------------------------------
+
+#: The app of the worker tests: the recorder's handlers, and isolated ones.
+WORKER_APP = "faults.apps.worker_app"
+
+
+class Worker(Runner):
+    """One ``jobsched worker`` process (it runs until stopped), its output in files."""
+
+    def __init__(
+        self,
+        url: str,
+        args: Sequence[str],
+        workdir: Path,
+        name: str,
+        *,
+        app: str = WORKER_APP,
+        verbose: bool = True,
+    ) -> None:
+        self.name = name
+        self.out_path = workdir / f"{name}.out"
+        self.err_path = workdir / f"{name}.err"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p
+        )
+        command = [str(JOBSCHED), "--database-url", url, "--app", app]
+        command += ["-v"] if verbose else []
+        command += ["worker", *args]
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=workdir)
+        self.pid = self.proc.pid
+        self.code = None
+        self.peak_rss_kib = 0
+
+    def alive(self) -> bool:
+        """True while the process runs (a worker never ends on its own)."""
+        return self.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, code: int = 0, timeout: float = 15) -> Worker:
+        """Send ``sig`` and wait for the exit with ``code``."""
+        assert self.alive(), f"{self.name} had already exited {self.code}:\n{self.stderr[-3000:]}"
+        self.signal(sig)
+        self.expect(code, timeout)
+        return self
+
+    def took(self) -> int:
+        """Jobs taken, from the summary line ``jobsched worker: took N jobs (...)``."""
+        match = re.search(r"^jobsched worker: took (\d+) jobs?\b", self.stdout, re.MULTILINE)
+        assert match, f"{self.name} printed no summary line:\n{self.stdout[-2000:]}"
+        return int(match.group(1))
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Like ``wait_until``, failing at once if the worker exits, and showing its log if
+        ``what`` does not happen in time."""
+        deadline = time.monotonic() + timeout
+        while not (value := predicate()):
+            if not self.alive():
+                pytest.fail(
+                    f"{self.name} exited {self.code} before {what}:\n{self.stderr[-3000:]}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"timed out after {timeout}s waiting for {what}; {self.name}'s stderr:\n"
+                    f"{self.stderr[-3000:]}",
+                    pytrace=False,
+                )
+            time.sleep(0.02)
+        return value
+
+    def wait_for_log(self, text: str, timeout: float = 15) -> str:
+        """The first stderr line containing ``text`` (fails the test if none comes in time)."""
+
+        def found() -> str | None:
+            return next((ln for ln in self.stderr.splitlines() if text in ln), None)
+
+        return str(self.wait_for(found, timeout, f"{self.name} to log {text!r}"))
+
+
+def start_worker(
+    fdb: FaultDb,
+    *args: str | float,
+    url: str | None = None,
+    app: str = WORKER_APP,
+    verbose: bool = True,
+) -> Worker:
+    """Start ``jobsched worker ARGS`` on ``fdb``'s database (killed at the end of the test if it
+    still runs)."""
+    fdb._runners += 1
+    worker = Worker(
+        url or fdb.url,
+        [str(a) for a in args],
+        fdb.workdir,
+        f"worker-{fdb._runners}",
+        app=app,
+        verbose=verbose,
+    )
+    fdb.started.append(worker)
+    return worker
+
+
+def started_by(fdb: FaultDb, runner: Runner) -> list[Run]:
+    """The starts ``runner``'s handlers recorded in the ``runs`` table."""
+    return [run for run in fdb.runs() if run.pid == runner.pid and run.phase == "start"]
