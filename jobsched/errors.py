@@ -122,3 +122,75 @@ class MissingJobError(JobschedError):
 
 class AppImportError(JobschedError):
     """An app module given with --app (or $JOBSCHED_APP) could not be imported."""
+
+
+class IsolatedAttemptError(JobschedError):
+    """An attempt run in a child process (``isolate=True``) ended without its handler returning.
+
+    Its message is the job's ``last_error`` as it is; ``cause`` says how the attempt ended:
+    ``"raised"``, ``"timeout"``, ``"died"`` or ``"not-started"`` (the subclasses).
+    """
+
+    #: How the attempt ended (the ``cause`` field of the runner's log line).
+    cause = "isolated"
+    #: The handler raised ``PermanentError`` in its child: the job fails at once.
+    permanent = False
+
+
+class HandlerRaisedError(IsolatedAttemptError):
+    """The handler raised in its child process.
+
+    The message is what it would be in-process (``ValueError: boom``, ``the handler called
+    sys.exit(3)``); ``error_type`` names the exception's class and ``child_traceback`` holds the
+    child's frames (the exception itself stays in the child: only this text crosses).
+    """
+
+    cause = "raised"
+
+    def __init__(
+        self, message: str, *, error_type: str, child_traceback: str, permanent: bool
+    ) -> None:
+        self.error_type = error_type
+        self.child_traceback = child_traceback
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class HandlerTimeoutError(IsolatedAttemptError):
+    """The handler ran past its timeout: its child process was killed (SIGTERM, then SIGKILL)."""
+
+    cause = "timeout"
+
+
+class HandlerProcessDiedError(IsolatedAttemptError):
+    """The handler's child process died before the handler returned (a signal or an exit code).
+
+    ``exitcode`` is the process's exit code, or minus the number of the signal that killed it.
+    """
+
+    cause = "died"
+
+    def __init__(self, message: str, *, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+        super().__init__(message)
+
+
+class HandlerStartError(IsolatedAttemptError):
+    """The handler could not be started in a child process (its module could not be imported
+    there, the handler was not found in it, or the job could not be sent to it)."""
+
+    cause = "not-started"
+
+
+class ProcessBoundaryError(JobschedError):
+    """A value cannot cross the process boundary between an isolated handler and its runner.
+
+    Only plain data crosses (the job, the arguments and results of ``jobsched`` calls: strings,
+    numbers, JSON values, datetimes, jobsched's own records); database connections, functions
+    and other live objects cannot.
+    """
+
+
+class RunnerCallError(JobschedError):
+    """A ``jobsched`` call that an isolated handler made failed in its runner process with an
+    error that cannot be raised again in the child as its own class (the message names it)."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from jobsched.errors import InvalidJobError, PermanentError, cut_text
+from jobsched.errors import InvalidJobError, IsolatedAttemptError, PermanentError, cut_text
 from jobsched.model import (
     DEFAULT_MAX_ATTEMPTS,
     RETRY_DELAY,
@@ -295,7 +295,10 @@ def after_attempt(
             return Verdict(OpKind.KEEP, Outcome.KEPT)
         return Verdict(OpKind.REMOVE, Outcome.SUCCEEDED)
     error = describe_error(raised)
-    if isinstance(raised, PermanentError) or job.attempts >= job.max_attempts:
+    permanent = isinstance(raised, PermanentError) or (
+        isinstance(raised, IsolatedAttemptError) and raised.permanent  # raised in a child
+    )
+    if permanent or job.attempts >= job.max_attempts:
         return Verdict(OpKind.REMOVE, Outcome.FAILED, error=error)
     return Verdict(OpKind.RETRY, Outcome.RETRIED, at=retry_at(now, retry_delay), error=error)
 
@@ -367,6 +370,8 @@ def lost_attempt_error(
 
 def describe_error(exc: BaseException) -> str:
     """The ``last_error`` of an attempt that raised ``exc``."""
+    if isinstance(exc, IsolatedAttemptError):  # run in a child: its message says it all
+        return cut_error(str(exc))
     if isinstance(exc, SystemExit):
         code = "" if exc.code is None else repr(exc.code)
         return cut_error(f"the handler called sys.exit({code})")
