@@ -26,9 +26,12 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from jobsched.errors import DatabaseError, UsageError
 from jobsched.history import NewRun
-from jobsched.schema import job_runs, jobs
+from jobsched.schema import job_runs, jobs, meta
 
 T = TypeVar("T")
+
+#: ``jobsched_meta``'s row that claims of handlers with ``max_running`` lock (MySQL/MariaDB).
+LIMITS_LOCK = "max_running_lock"
 
 #: How a failed statement should be treated.
 DUPLICATE = "duplicate"  # the id exists: a user-level conflict
@@ -113,9 +116,14 @@ class Dialect:
     def begin(self, conn: sa.Connection, *, write: bool) -> None:
         """Start a transaction; ``write`` ones must be able to write without an upgrade."""
 
-    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        """Make the claim query skip and lock rows other runners hold."""
+    def lock_for_claim(self, query: sa.Select[Any], index: str = "ix_jobs_start") -> sa.Select[Any]:
+        """Make the claim query skip and lock rows other runners hold, reading the jobs through
+        ``index`` (the start-time index; ``ix_jobs_handler`` for one handler's jobs)."""
         return query
+
+    def lock_limits(self, conn: sa.Connection) -> None:
+        """Before a claim counts the running jobs of handlers with ``max_running``: take the
+        lock that makes counting and claiming one step among every runner (held to commit)."""
 
     def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """A read of rows this transaction has just written (must see the newest commits)."""
@@ -431,6 +439,13 @@ class SqliteDialect(Dialect):
         if write:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def lock_limits(self, conn: sa.Connection) -> None:
+        # Nothing to take: a claim is a write transaction, begun with BEGIN IMMEDIATE, which
+        # holds the database's one write lock from its start (and the store's threads queue
+        # for it in ``SqlStore._writer``). Its reads see every commit before it, and no other
+        # claim commits until it does.
+        pass
+
     def hold_for_update(self, conn: sa.Connection) -> None:
         # SQLite has no row locks, and pysqlite begins a transaction only at the first write: a
         # read before it could be outdated by the time of the write. A write that changes nothing
@@ -599,14 +614,30 @@ class MysqlDialect(Dialect):
             host = "localhost"
         return (host, url.port or 3306, url.database or "")
 
-    def lock_for_claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+    def lock_for_claim(self, query: sa.Select[Any], index: str = "ix_jobs_start") -> sa.Select[Any]:
         # The planner may pick a full scan plus sort, locking every due row; force the index.
-        hint = "FORCE INDEX (ix_jobs_start)"
+        hint = f"FORCE INDEX ({index})"
         return (
             query.with_hint(jobs, hint, dialect_name="mysql")
             .with_hint(jobs, hint, dialect_name="mariadb")
             .with_for_update(skip_locked=True)
         )
+
+    def lock_limits(self, conn: sa.Connection) -> None:
+        # Claims skip locked job rows, so nothing there makes two runners that count the same
+        # handler's running jobs wait for each other: both would see a free slot and take it.
+        # A blocking lock on one row of jobsched_meta does (by primary key: under READ
+        # COMMITTED no gap is locked), until the claim commits. The row is made by the first
+        # claim that needs it; ON DUPLICATE KEY UPDATE locks it whether it inserted it or not.
+        name = conn.exec_driver_sql(
+            f"SELECT name FROM {meta.name} WHERE name = %s FOR UPDATE", (LIMITS_LOCK,)
+        ).first()
+        if name is None:
+            conn.exec_driver_sql(
+                f"INSERT INTO {meta.name} (name, at) VALUES (%s, NULL) "
+                "ON DUPLICATE KEY UPDATE name = name",
+                (LIMITS_LOCK,),
+            )
 
     def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # Inside a caller's REPEATABLE READ transaction a plain read sees an old snapshot; a

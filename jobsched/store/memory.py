@@ -269,6 +269,9 @@ class MemoryStore(Store):
                 seq = next(self._seq)
                 row.entry = seq
                 heapq.heappush(self._waiting, (row.job.start, row.job.job_id, seq))
+            # Free slots of the handlers with ``max_running`` this claim may take: their
+            # limits less their jobs claimed now (every held entry is live by now).
+            free = self._free_slots(request, served, now)
             passed: list[_Entry] = []  # live entries to put back: before the cursor or held
             try:
                 while len(claims) < request.limit:
@@ -281,14 +284,34 @@ class MemoryStore(Store):
                         (after is not None and (entry[0], entry[1]) <= after)
                         or (row.claimed_until is not None and row.claimed_until > now)
                         or (served is not None and row.job.handler not in served)
+                        or free.get(row.job.handler, 1) <= 0
                     ):
                         passed.append(entry)
                         continue
+                    if row.job.handler in free:
+                        free[row.job.handler] -= 1
                     claims.append(self._take(row, now, token, request))
             finally:
                 for entry in passed:
                     heapq.heappush(self._waiting, entry)
         return claims, results
+
+    def _free_slots(
+        self, request: ClaimRequest, served: frozenset[str] | None, now: datetime
+    ) -> dict[str, int]:
+        """``max_running`` less the jobs claimed now, of each limited handler in ``served``
+        (the caller holds the lock, and has moved the claims that ran out to ``_waiting``)."""
+        if not request.limits:
+            return {}
+        free = {
+            name: most for name, most in request.limits.items() if served is None or name in served
+        }
+        if free:
+            for entry in self._held:
+                row = self._live(entry)
+                if row is not None and row.job.handler in free and entry[0] > now:
+                    free[row.job.handler] -= 1
+        return free
 
     def _take(self, row: _Row, now: datetime, token: str, request: ClaimRequest) -> Claim:
         job = _job(row)

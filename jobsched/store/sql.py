@@ -602,6 +602,9 @@ class SqlStore(Store):
             c.start_time <= (request.now if request.due_by is None else request.due_by),
             sa.or_(c.claimed_until.is_(None), c.claimed_until <= request.now),
         )
+        limits = _limits_served(request)
+        if limits:
+            return self._claim_limited(request, ops, query, limits)
         if request.handlers is not None:
             query = query.where(c.handler.in_(request.handlers))
         if request.after is not None:
@@ -613,6 +616,64 @@ class SqlStore(Store):
         def work(conn: sa.Connection) -> tuple[list[Claim], list[bool]]:
             results = self._apply(conn, ops)
             return self._take(conn, request, conn.execute(query).all()), results
+
+        return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE)
+
+    def _claim_limited(
+        self,
+        request: ClaimRequest,
+        ops: Sequence[Op],
+        due: sa.Select[Any],
+        limits: dict[str, int],
+    ) -> tuple[list[Claim], list[bool]]:
+        """``claim`` where some handlers it may take have ``max_running``: under a lock every
+        such claim takes (``Dialect.lock_limits``), count their jobs claimed now (by any
+        runner, started or not), and take at most the free slots of each, its oldest due jobs,
+        beside the other handlers' jobs (a handler at its limit never fills the batch)."""
+        if request.after is not None:
+            due = due.where(_after(request.after))
+        order = (c.start_time, c.job_id)
+        # Every job whose claim is live, started or not (the query reads ix_jobs_handler, then
+        # each of the handler's rows: see the module's notes on max_running).
+        running = (
+            sa.select(c.handler, sa.func.count())
+            .where(
+                c.handler.in_(list(limits)),
+                c.claimed_until.is_not(None),
+                c.claimed_until > request.now,
+            )
+            .group_by(c.handler)
+        )
+        others: sa.Select[Any] | None
+        if request.handlers is None:
+            others = due.where(c.handler.not_in(list(limits)))
+        else:
+            rest = [name for name in request.handlers if name not in limits]
+            others = due.where(c.handler.in_(rest)) if rest else None
+        if others is not None:
+            others = self.dialect.lock_for_claim(others.order_by(*order).limit(request.limit))
+
+        def work(conn: sa.Connection) -> tuple[list[Claim], list[bool]]:
+            results = self._apply(conn, ops)
+            self.dialect.lock_limits(conn)
+            claimed = {handler: int(n) for handler, n in conn.execute(running)}
+            rows = [] if others is None else list(conn.execute(others))
+            merged = False
+            for handler, most in limits.items():
+                free = min(most - claimed.get(handler, 0), request.limit)
+                if free <= 0:
+                    continue
+                theirs = due.where(c.handler == handler).order_by(*order).limit(free)
+                found = conn.execute(self.dialect.lock_for_claim(theirs, "ix_jobs_handler"))
+                before = len(rows)
+                rows.extend(found)
+                merged = merged or (before > 0 and len(rows) > before)
+            if merged or len(rows) > request.limit:
+                # The first ``limit`` of the lot in (start, id) order; the rest stay free (their
+                # row locks go at commit). Python compares ids as the databases do (code points).
+                rows.sort(key=lambda row: (row.start_time, row.job_id))
+                del rows[request.limit :]
+            return self._take(conn, request, rows), results
 
         return self.transaction(work, write=True, patience=BOOKKEEPING_PATIENCE)
 
@@ -1120,6 +1181,15 @@ def _rounds(ops: Sequence[Op]) -> Iterator[Sequence[Op]]:
         seen.add(op.claim.job.job_id)
     if start < len(ops):
         yield ops[start:]
+
+
+def _limits_served(request: ClaimRequest) -> dict[str, int]:
+    """``request.limits`` of the handlers the claim may take."""
+    if not request.limits:
+        return {}
+    if request.handlers is None:
+        return dict(request.limits)
+    return {name: most for name, most in request.limits.items() if name in request.handlers}
 
 
 def _after(cursor: Cursor) -> sa.ColumnElement[bool]:
