@@ -126,3 +126,9 @@ def bad_call(job: jobsched.Job) -> None:
     """Passes a function to the runner: it cannot cross the process boundary."""
     _started(job)
     jobsched.schedule_job("never", jobsched.now(), "iso_ok", lambda: None)
+
+
+@jobsched.handler("plain_ok", TIMEOUT)
+def plain_ok(job: jobsched.Job) -> None:
+    """Not isolated by itself: ``--isolate`` runs it in a child too."""
+    _started(job)
