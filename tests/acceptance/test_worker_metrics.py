@@ -6,9 +6,14 @@ parser, with the results of real passes on every backend, and the backlog read a
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import sqlite3
+import subprocess
 import threading
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from acceptance.test_cli import APPS, JOBSCHED, fails, run
 from jobsched import FakeClock, Job, Scheduler
 from jobsched.errors import UsageError
 from jobsched.handlers import Registry
@@ -26,9 +32,11 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 FINISHED = "jobsched_jobs_finished_total"
 
 
-def scrape(metrics: WorkerMetrics, path: str = "/metrics") -> Samples:
-    """Every sample the endpoint serves, by name and labels, as Prometheus's parser reads them."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics.port}{path}", timeout=10) as response:
+def scrape(metrics: WorkerMetrics | int, path: str = "/metrics") -> Samples:
+    """Every sample the endpoint (of ``metrics``, or on that port) serves, by name and labels,
+    as Prometheus's parser reads them."""
+    port = metrics if isinstance(metrics, int) else metrics.port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         assert response.status == 200
         text = response.read().decode()
     return {
@@ -189,3 +197,70 @@ def test_close_stops_serving_and_frees_the_port() -> None:
 
 def _now() -> datetime:
     return datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+# -- jobsched worker --metrics-port, a real process ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_worker_metrics_port_serves_what_the_worker_does_until_it_stops(db_url: str) -> None:
+    scheduler = Scheduler(db_url)
+    now = scheduler.now()
+    for i in range(3):
+        scheduler.schedule_job(f"ok-{i}", now - timedelta(seconds=1), "ok", None)
+    scheduler.schedule_job("f", now - timedelta(seconds=1), "boom", None, max_attempts=1)
+    scheduler.schedule_job("later", now + timedelta(hours=1), "ok", None)
+    port = free_port()
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_") and k != "PYTHONPATH"
+    }
+    worker = subprocess.Popen(
+        [str(JOBSCHED), "--database-url", db_url, "--app", "history_app", "worker",
+         "--metrics-port", str(port), "--poll", "0.2"],
+        cwd=APPS, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        samples: Samples = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                samples = scrape(port)
+            except (urllib.error.URLError, ConnectionError):
+                samples = {}  # not listening yet
+            done = (FINISHED, frozenset({("handler", "ok"), ("outcome", "succeeded")}))
+            if samples.get(done) == 3 and samples.get(("jobsched_due_jobs", frozenset())) == 0:
+                break
+            assert worker.poll() is None, worker.communicate()
+            time.sleep(0.1)
+        assert of(samples, FINISHED, handler="ok", outcome="succeeded") == 3
+        assert of(samples, FINISHED, handler="boom", outcome="failed") == 1
+        assert of(samples, "jobsched_job_run_seconds_count", handler="ok") == 3
+        assert of(samples, "jobsched_due_jobs") == 0
+        assert of(samples, "jobsched_oldest_due_lateness_seconds") == 0
+        assert of(samples, "process_start_time_seconds") > 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+        scheduler.close()
+    assert worker.returncode == 0, err
+    assert err.count("Traceback") == 1, err  # the failing handler's own, logged
+    with pytest.raises(urllib.error.URLError):  # the port was closed with the worker
+        scrape(port)
+
+
+def test_worker_metrics_port_in_use_exits_2_before_taking_a_job(sqlite_url: str) -> None:
+    scheduler = Scheduler(sqlite_url)
+    scheduler.schedule_job("a", scheduler.now() - timedelta(seconds=1), "ok", None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("--app", "history_app", "worker", "--metrics-port", str(port), url=sqlite_url)
+    fails(result, 2, f"port {port} is in use")
+    assert [job.job_id for job in scheduler.list_jobs(due=True)] == ["a"]  # not taken
+    scheduler.close()
