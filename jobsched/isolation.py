@@ -116,14 +116,19 @@ def run_isolated(
     ``on_progress`` receives the handler's ``jobsched.progress`` reports; its scheduler calls
     are carried out on ``api`` (None: ``jobsched.get_scheduler()``).
     """
-    target = _target(handler)
     fields = _job_fields(job)
     try:
+        target = _target(handler)
         pickle.dumps(fields)
+    except HandlerStartError as e:
+        raise _logged(job, e) from None
     except Exception as e:  # the data came from JSON: not expected, but said clearly
-        raise HandlerStartError(
-            f"the handler could not be started: the job could not be sent to its child "
-            f"process ({type(e).__name__}: {e})"
+        raise _logged(
+            job,
+            HandlerStartError(
+                f"the handler could not be started: the job could not be sent to its child "
+                f"process ({type(e).__name__}: {e})"
+            ),
         ) from None
     context = _get_context()
     ours, theirs = context.Pipe()
@@ -309,7 +314,14 @@ def _logged(job: Job, exc: IsolatedAttemptError, pid: int | None = None) -> Isol
         job.job_id,
         job.attempts,
         exc,
-        extra={"job_id": job.job_id, "handler": job.handler, "cause": exc.cause, "pid": pid},
+        extra={
+            "job_id": job.job_id,
+            "handler": job.handler,
+            "attempt": job.attempts,
+            "error": str(exc),
+            "cause": exc.cause,
+            "pid": pid,
+        },
     )
     return exc
 
