@@ -434,7 +434,10 @@ class Worker(Runner):
         *,
         app: str = WORKER_APP,
         verbose: bool = True,
+        session: bool = False,
     ) -> None:
+        """``session``: in a session (and process group) of its own, as a terminal's foreground
+        job is, so the test can signal the whole group (Ctrl-C) with ``os.killpg(pid, sig)``."""
         self.name = name
         self.out_path = workdir / f"{name}.out"
         self.err_path = workdir / f"{name}.err"
@@ -446,7 +449,9 @@ class Worker(Runner):
         command += ["-v"] if verbose else []
         command += ["worker", *args]
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=workdir)
+            self.proc = subprocess.Popen(
+                command, stdout=out, stderr=err, env=env, cwd=workdir, start_new_session=session
+            )
         self.pid = self.proc.pid
         self.code = None
         self.peak_rss_kib = 0
@@ -502,6 +507,7 @@ def start_worker(
     url: str | None = None,
     app: str = WORKER_APP,
     verbose: bool = True,
+    session: bool = False,
 ) -> Worker:
     """Start ``jobsched worker ARGS`` on ``fdb``'s database (killed at the end of the test if it
     still runs)."""
@@ -513,6 +519,7 @@ def start_worker(
         f"worker-{fdb._runners}",
         app=app,
         verbose=verbose,
+        session=session,
     )
     fdb.started.append(worker)
     return worker
