@@ -245,11 +245,11 @@ def _serve(
 
 def _reply(conn: Connection, reply: tuple[Any, ...]) -> None:
     try:
-        conn.send(reply)
-    except (pickle.PicklingError, TypeError, AttributeError) as e:  # the result cannot cross
-        conn.send(_error_reply(_boundary(f"its result could not be sent back: {e}")))
-    except OSError:  # the child is gone; the sentinel says how
-        pass
+        data = pickle.dumps(reply)
+    except Exception as e:  # the result (or the error) cannot cross
+        data = pickle.dumps(_error_reply(_boundary(f"its result could not be sent back: {e}")))
+    with contextlib.suppress(OSError):  # the child is gone; the sentinel says how
+        conn.send_bytes(data)
 
 
 def _boundary(problem: str) -> ProcessBoundaryError:
