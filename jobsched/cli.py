@@ -36,6 +36,8 @@ from jobsched.errors import (
 )
 from jobsched.history import RECORDED_OUTCOMES, HandlerStats, JobRun, JobStatus, Stats, Status
 from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode, Outcome, Progress
+from jobsched.presence import STALE_AFTER, RunnerInfo, RunningJob
+from jobsched.presence import runners as presence_runners
 from jobsched.runner import runner_name
 from jobsched.scheduler import Scheduler
 from jobsched.schema import SCHEMA_REVISION
@@ -1209,6 +1211,103 @@ def stats(obj: Context, as_json: bool) -> None:
         click.echo("no job is due")
     else:
         click.echo(f"oldest due job: {_duration(result.lateness)} late ({result.due} due)")
+
+
+def _age(value: timedelta) -> str:
+    """``3s ago``, ``5m2s ago`` (whole seconds)."""
+    seconds = int(value.total_seconds())
+    return f"{seconds}s ago" if seconds < 60 else f"{_duration(timedelta(seconds=seconds))} ago"
+
+
+def runner_row(info: RunnerInfo) -> list[str]:
+    heartbeat = f"heartbeat {_age(info.heartbeat_age)}"
+    return [
+        info.name,
+        info.kind,
+        f"version {info.version}",
+        f"started {info.started_at.isoformat()}",
+        heartbeat + (" (stale: presumed dead)" if info.stale else ""),
+        f"concurrency {info.concurrency}",
+        "-" if info.stale else f"running {len(info.jobs)}",
+    ]
+
+
+def running_job_row(job: RunningJob) -> list[str]:
+    return [
+        "  job " + job.job_id,
+        job.handler,
+        f"scheduled {job.scheduled_start.isoformat()}",
+        f"started {job.started_at.isoformat()}",
+        f"progress {job.progress.describe()}" if job.progress is not None else "progress -",
+    ]
+
+
+def runners_json(found: list[RunnerInfo], at: datetime) -> dict[str, Any]:
+    return {
+        "at": at.isoformat(),
+        "stale_after_seconds": STALE_AFTER.total_seconds(),
+        "runners": [
+            {
+                "name": info.name,
+                "host": info.host,
+                "pid": info.pid,
+                "kind": info.kind,
+                "version": info.version,
+                "started_at": info.started_at.isoformat(),
+                "heartbeat_at": info.heartbeat_at.isoformat(),
+                "heartbeat_age_seconds": info.heartbeat_age.total_seconds(),
+                "concurrency": info.concurrency,
+                "stale": info.stale,
+                "jobs": [
+                    {
+                        "job_id": job.job_id,
+                        "handler": job.handler,
+                        "scheduled_start": job.scheduled_start.isoformat(),
+                        "started_at": job.started_at.isoformat(),
+                        "progress": progress_json(job.progress),
+                    }
+                    for job in info.jobs
+                ],
+            }
+            for info in found
+        ],
+    }
+
+
+@cli.command("runners", short_help="List the live workers and passes, and the jobs they run.")
+@click.option(
+    "--all",
+    "include_stale",
+    is_flag=True,
+    help="Also the runners whose heartbeat stopped (presumed dead), kept for a day.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_obj
+@exit_codes
+def runners_(obj: Context, include_stale: bool, as_json: bool) -> None:
+    """List the live runners (workers and run-due passes on every host sharing the database):
+    kind, version, start, last heartbeat, concurrency, and under each the jobs it is running
+    now (id, handler, scheduled start, started, progress). A runner whose heartbeat is older
+    than a minute is presumed dead (stale): --all lists those too."""
+    scheduler = obj.scheduler(import_apps=False)
+    found = presence_runners(scheduler.store, scheduler.clock, include_stale=include_stale)
+    if as_json:
+        at = found[0].at if found else scheduler.now()
+        click.echo(json.dumps(runners_json(found, at), ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no runners" if include_stale else "no live runners")
+        return
+    widths = _table([runner_row(info) for info in found])
+    jobs = _table([running_job_row(job) for info in found for job in info.jobs])
+    lines = iter(jobs)
+    for info, line in zip(found, widths, strict=True):
+        click.echo(line)
+        for _ in info.jobs:
+            click.echo(next(lines))
+    live = sum(not info.stale for info in found)
+    stale = f", {len(found) - live} stale" if include_stale else ""
+    click.echo(f"{live} live runner(s){stale}", err=True)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 """jobsched's tables as SQLAlchemy Core sees them (``jobs``, the history ``job_runs``,
-``jobsched_meta``), and the column types that hide dialect quirks.
+``jobsched_meta``, the live ``runners``), and the column types that hide dialect quirks.
 
 Alembic revisions in ``migrations/`` create this schema; a test checks that they agree. What each
 database stores a column as (and the table options of MySQL/MariaDB) comes from the dialect seam,
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from jobsched.store import dialect as seam
 
 #: The Alembic revision this code expects (checked against the migrations by a test).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 #: jobsched's own Alembic version table, apart from the host application's ``alembic_version``.
 VERSION_TABLE = "jobsched_alembic_version"
 
@@ -165,3 +165,22 @@ meta: Any = sa.Table(
 )
 #: ``jobsched_meta``'s row of the last pruning of the history.
 PRUNED_AT = "history_pruned_at"
+
+#: The runners (``worker`` processes and ``run-due`` passes) that are running, or were: each
+#: registers its row, beats it while it runs and removes it on a clean exit
+#: (``jobsched.presence``). A row whose heartbeat is old is a runner that died.
+runners: Any = sa.Table(
+    "runners",
+    metadata,
+    # ``host:pid``, as the runner signs its claims (``jobs.claimed_by``).
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+    sa.Column("concurrency", sa.Integer(), nullable=False),
+    # Forgetting runners long dead reads this index, not the table (nor the live rows' locks).
+    sa.Index("ix_runners_heartbeat", "heartbeat_at"),
+)

@@ -17,6 +17,7 @@ from typing import NamedTuple, TypeVar
 from jobsched.errors import DatabaseError, UsageError
 from jobsched.history import HistoryQuery, JobCounts, JobRun, NewRun
 from jobsched.model import Job, JobRecord, MigrateResult, Mode, NewJob, OpKind, Progress
+from jobsched.presence import Runner, RunningJob
 
 T = TypeVar("T")
 
@@ -293,3 +294,26 @@ class Store(abc.ABC):
 
     def describe(self) -> str:
         return type(self).__name__
+
+    # -- runners (``jobsched.presence``) ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_runner(self, runner: Runner) -> None:
+        """Insert the runner's row, or replace the row of the same name (a reused pid)."""
+
+    @abc.abstractmethod
+    def beat_runner(self, name: str, now: datetime) -> bool:
+        """Set the runner's ``heartbeat_at`` to ``now``; False if it has no row."""
+
+    @abc.abstractmethod
+    def remove_runner(self, name: str) -> bool:
+        """Delete the runner's row; True if there was one."""
+
+    @abc.abstractmethod
+    def forget_runners(self, before: datetime) -> int:
+        """Delete the rows whose heartbeat is older than ``before``; returns how many."""
+
+    @abc.abstractmethod
+    def list_runners(self, live_since: datetime) -> list[tuple[Runner, tuple[RunningJob, ...]]]:
+        """Every runner's row, each with the jobs it is running now (claimed by it and started,
+        oldest start first) if its heartbeat is at or after ``live_since`` (none otherwise)."""

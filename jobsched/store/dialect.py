@@ -26,7 +26,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from jobsched.errors import DatabaseError, UsageError
 from jobsched.history import NewRun
-from jobsched.schema import job_runs, jobs, meta
+from jobsched.schema import job_runs, jobs, meta, runners
 
 T = TypeVar("T")
 
@@ -317,6 +317,19 @@ class Dialect:
     def forget_connections(self, engine: sa.Engine) -> None:
         """After ``insert_alone`` found its connection dropped: what to do with the others
         of ``engine``'s pool (SQLAlchemy's own statements invalidate the whole pool)."""
+
+    # -- runners --------------------------------------------------------------------------------
+
+    def upsert_runner(self, conn: sa.Connection, values: Mapping[str, Any]) -> None:
+        """Insert a row of ``runners`` (``values``: every column), or overwrite the row of the
+        same name: here an UPDATE, and an INSERT if it found none (SQLite has one writer at a
+        time; PostgreSQL would rather ``INSERT ... ON CONFLICT (name) DO UPDATE``)."""
+        others = {k: v for k, v in values.items() if k != "name"}
+        found = conn.execute(
+            runners.update().where(runners.c.name == values["name"]).values(others)
+        ).rowcount
+        if not found:
+            conn.execute(runners.insert().values(dict(values)))
 
 
 class SqliteDialect(Dialect):
@@ -806,6 +819,13 @@ class MysqlDialect(Dialect):
                 f"jobsched needs MySQL 8.0+ or MariaDB 10.6+ (for SKIP LOCKED); "
                 f"this server is {version}"
             )
+
+    def upsert_runner(self, conn: sa.Connection, values: Mapping[str, Any]) -> None:
+        # One statement: runners starting at once on many hosts take no gap locks to deadlock on.
+        insert = mysql_dialect.insert(runners).values(dict(values))
+        conn.execute(
+            insert.on_duplicate_key_update({k: insert.inserted[k] for k in values if k != "name"})
+        )
 
 
 def _run_values(run: NewRun, superseded: bool) -> dict[str, Any]:

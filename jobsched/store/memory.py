@@ -36,6 +36,7 @@ from jobsched.model import (
     with_attempts,
     with_data,
 )
+from jobsched.presence import Runner, RunningJob
 from jobsched.rules import DEFERRED_PREFIX
 from jobsched.store.base import (
     Claim,
@@ -619,6 +620,64 @@ class MemoryStore(Store):
                 self._written_failed.clear()
                 self._pruned_at = None
             return count
+
+    # -- runners --------------------------------------------------------------------------------
+
+    def _runner_rows(self) -> dict[str, Runner]:
+        """The runners table by name, made on first use (the caller holds the lock)."""
+        try:
+            return self._runners
+        except AttributeError:
+            self._runners: dict[str, Runner] = {}
+            return self._runners
+
+    def register_runner(self, runner: Runner) -> None:
+        runner = replace(
+            runner,
+            started_at=runner.started_at.astimezone(UTC),
+            heartbeat_at=runner.heartbeat_at.astimezone(UTC),
+        )
+        with self._lock:
+            self._runner_rows()[runner.name] = runner
+
+    def beat_runner(self, name: str, now: datetime) -> bool:
+        with self._lock:
+            table = self._runner_rows()
+            runner = table.get(name)
+            if runner is None:
+                return False
+            table[name] = replace(runner, heartbeat_at=now.astimezone(UTC))
+            return True
+
+    def remove_runner(self, name: str) -> bool:
+        with self._lock:
+            return self._runner_rows().pop(name, None) is not None
+
+    def forget_runners(self, before: datetime) -> int:
+        with self._lock:
+            table = self._runner_rows()
+            old = [name for name, runner in table.items() if runner.heartbeat_at < before]
+            for name in old:
+                del table[name]
+            return len(old)
+
+    def list_runners(self, live_since: datetime) -> list[tuple[Runner, tuple[RunningJob, ...]]]:
+        with self._lock:
+            found = sorted(self._runner_rows().values(), key=lambda runner: runner.name)
+            live = {runner.name for runner in found if runner.heartbeat_at >= live_since}
+            running: dict[str, list[RunningJob]] = {}
+            if live:
+                for row in self._rows.values():
+                    if row.claimed_by in live and row.started_at is not None:
+                        job = row.job
+                        running.setdefault(row.claimed_by, []).append(
+                            RunningJob(
+                                job.job_id, job.handler, job.start, row.started_at, row.progress
+                            )
+                        )
+        for jobs in running.values():
+            jobs.sort(key=lambda job: (job.started_at, job.job_id))
+        return [(runner, tuple(running.get(runner.name, ()))) for runner in found]
 
 
 _COUNTED = ("scheduled", "due", "running", "deferred")

@@ -26,8 +26,17 @@ from jobsched.model import (
     Progress,
     parse_payload,
 )
+from jobsched.presence import Runner, RunningJob
 from jobsched.rules import DEFERRED_PREFIX
-from jobsched.schema import PRUNED_AT, SCHEMA_REVISION, VERSION_TABLE, job_runs, jobs, meta
+from jobsched.schema import (
+    PRUNED_AT,
+    SCHEMA_REVISION,
+    VERSION_TABLE,
+    job_runs,
+    jobs,
+    meta,
+    runners,
+)
 from jobsched.store.base import (
     Claim,
     ClaimRequest,
@@ -1118,6 +1127,63 @@ class SqlStore(Store):
         count, oldest = self.transaction(lambda conn: conn.execute(query).one(), write=False)
         return int(count), _aware(oldest)
 
+    # -- runners --------------------------------------------------------------------------------
+
+    def register_runner(self, runner: Runner) -> None:
+        values = {
+            "name": runner.name,
+            "host": runner.host,
+            "pid": runner.pid,
+            "kind": runner.kind,
+            "version": runner.version,
+            "started_at": runner.started_at,
+            "heartbeat_at": runner.heartbeat_at,
+            "concurrency": runner.concurrency,
+        }
+        self.transaction(lambda conn: self.dialect.upsert_runner(conn, values), write=True)
+
+    def beat_runner(self, name: str, now: datetime) -> bool:
+        statement = runners.update().where(runners.c.name == name).values(heartbeat_at=now)
+        return self.transaction(lambda conn: conn.execute(statement).rowcount > 0, write=True)
+
+    def remove_runner(self, name: str) -> bool:
+        statement = runners.delete().where(runners.c.name == name)
+        return self.transaction(lambda conn: conn.execute(statement).rowcount > 0, write=True)
+
+    def forget_runners(self, before: datetime) -> int:
+        statement = runners.delete().where(runners.c.heartbeat_at < before)
+        return self.transaction(lambda conn: int(conn.execute(statement).rowcount), write=True)
+
+    def list_runners(self, live_since: datetime) -> list[tuple[Runner, tuple[RunningJob, ...]]]:
+        def work(conn: sa.Connection) -> list[tuple[Runner, tuple[RunningJob, ...]]]:
+            rows = conn.execute(sa.select(runners).order_by(runners.c.name)).all()
+            live = [row.name for row in rows if row.heartbeat_at >= live_since]
+            running: dict[str, list[RunningJob]] = {}
+            # The jobs table has no index on claimed_by (every claim would write it): this
+            # reads the table once, for the few runners there are.
+            for chunk in chunks(live):
+                query = (
+                    sa.select(
+                        c.claimed_by,
+                        c.job_id,
+                        c.handler,
+                        c.start_time,
+                        c.started_at,
+                        c.progress_done,
+                        c.progress_total,
+                        c.progress_note,
+                    )
+                    .where(c.claimed_by.in_(chunk), c.started_at.is_not(None))
+                    .order_by(c.started_at, c.job_id)
+                )
+                for by, job_id, handler, start, started, done, total, note in conn.execute(query):
+                    progress = None if done is None else Progress(done, total, note)
+                    job = RunningJob(job_id, handler, start, started, progress)
+                    running.setdefault(by, []).append(job)
+            return [(_runner(row), tuple(running.get(row.name, ()))) for row in rows]
+
+        return self.transaction(work, write=False)
+
 
 #: What a claim reads of each row it takes (in ``SqlStore._take``'s order).
 #: What a transaction that needs no queueing enters.
@@ -1330,6 +1396,19 @@ def _aware(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def _runner(row: Any) -> Runner:
+    return Runner(
+        name=row.name,
+        host=row.host,
+        pid=row.pid,
+        kind=row.kind,
+        version=row.version,
+        started_at=row.started_at,
+        heartbeat_at=row.heartbeat_at,
+        concurrency=row.concurrency,
+    )
 
 
 def default_url() -> str:

@@ -20,6 +20,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from jobsched import DatabaseError, MigrateResult, Scheduler, SchemaError
+from jobsched.presence import Runner
 from jobsched.schema import SCHEMA_REVISION, VERSION_TABLE, metadata
 from jobsched.store.migrations import migrations_dir, result_of
 
@@ -376,5 +377,60 @@ def test_a_revision_0001_database_upgrades_to_the_history_schema_keeping_its_job
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0001")
         assert not sa.inspect(engine).has_table("job_runs")
+    finally:
+        engine.dispose()
+
+
+def test_jobsched_migrate_upgrades_a_revision_0002_database_to_the_runners_table_keeping_its_rows(
+    empty_url: str,
+) -> None:
+    engine = sa.create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0002")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO jobs (job_id, handler, data, start_time, attempts, max_attempts, "
+                "created_at, version) VALUES ('kept', 'h', '{\"n\": 1}', "
+                "'2026-01-05 09:00:00.000000', 0, 3, '2026-01-05 08:00:00.000000', 7)"
+            )
+        scheduler = Scheduler(empty_url)
+        try:
+            with pytest.raises(SchemaError, match="revision 0002, this version needs 0003"):
+                scheduler.store.list_runners(scheduler.now())
+        finally:
+            scheduler.close()
+        migrate = subprocess.run(
+            [str(Path(sys.executable).parent / "jobsched"), "--database-url", empty_url, "migrate"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, migrate.stderr
+        assert "upgraded the schema to revision 0003" in migrate.stdout
+        assert schema_diffs(engine) == []
+        assert version_rows(engine) == ["0003"]
+        scheduler = Scheduler(empty_url)
+        try:
+            job = scheduler.get_job("kept")
+            assert job is not None and job.data == {"n": 1}
+            now = scheduler.now()
+            scheduler.store.register_runner(
+                Runner("host:1", "host", 1, "worker", "1.0", now, now, 2)
+            )
+            [(runner, jobs)] = scheduler.store.list_runners(now)
+            assert (runner.name, runner.started_at, jobs) == ("host:1", now, ())
+        finally:
+            scheduler.close()
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002")
+        assert not sa.inspect(engine).has_table("runners")
+        assert sa.inspect(engine).has_table("job_runs")
+        assert version_rows(engine) == ["0002"]
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT job_id FROM jobs").scalars().all() in (
+                ["kept"],
+                [b"kept"],
+            )
     finally:
         engine.dispose()
