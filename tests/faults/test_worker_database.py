@@ -1,0 +1,116 @@
+"""MariaDB stopped under a running worker and started again (a private server of the test's own,
+never the shared one): the worker says so and waits (it does not exit), then goes on; no job is
+lost, none runs twice (a single runner: nothing else could take a job over), and it stops
+cleanly afterwards."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from faults.conftest import FaultDb, PrivateMariaDb, start_worker
+from jobsched import Scheduler
+
+pytestmark = [pytest.mark.faults, pytest.mark.mariadb]
+
+#: The worker's warning while the database is away.
+UNAVAILABLE = "database unavailable"
+
+
+@pytest.fixture
+def private_fdb(private_mariadb: PrivateMariaDb, tmp_path: Path) -> Iterator[FaultDb]:
+    """The private server's database, migrated and empty."""
+    migrating = Scheduler(private_mariadb.url)
+    migrating.migrate()
+    migrating.clear()
+    migrating.close()
+    fdb = FaultDb(private_mariadb.url, tmp_path)
+    yield fdb
+    fdb.close()
+
+
+def recorded(path: Path) -> list[str]:
+    """Job ids in the order their handlers started (written to a file, which stays writable
+    while the database is down)."""
+    return [line.split()[0] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_an_idle_worker_waits_out_a_stopped_database_and_goes_on(
+    private_mariadb: PrivateMariaDb, private_fdb: FaultDb, tmp_path: Path
+) -> None:
+    fdb = private_fdb
+    record = tmp_path / "runs.txt"
+    data = {"file": str(record), "no_record": True}
+    fdb.add(1, data, prefix="before")
+    worker = start_worker(fdb)
+    worker.wait_for(lambda: fdb.count_jobs() == 0, 30, "the first job to run")
+
+    private_mariadb.stop()
+    warning = worker.wait_for_log(UNAVAILABLE, 10)
+    print(warning)
+    assert "retrying in" in warning
+    time.sleep(2)
+    assert worker.alive(), worker.stderr[-3000:]
+    private_mariadb.start()
+
+    ids = fdb.add(20, data, prefix="after")
+    worker.wait_for(lambda: fdb.count_jobs() == 0, 40, "the jobs scheduled after the restart")
+    worker.stop()
+    assert "Traceback" not in worker.stderr, worker.stderr[-3000:]
+    assert worker.summary("succeeded") == 21
+    assert Counter(recorded(record)) == Counter(["before-00000", *ids])
+
+
+def test_a_busy_worker_waits_out_a_stopped_database_and_loses_nothing(
+    private_mariadb: PrivateMariaDb, private_fdb: FaultDb, tmp_path: Path
+) -> None:
+    fdb = private_fdb
+    record = tmp_path / "runs.txt"
+    ids = fdb.add(150, {"sleep": 0.03, "file": str(record), "no_record": True})
+    worker = start_worker(fdb, "--concurrency", 2)
+    worker.wait_for(lambda: len(recorded(record)) >= 20, 30, "20 jobs to run")
+
+    private_mariadb.stop()
+    # Down for longer than the jobs' 2 s claims: those the worker holds run out meanwhile.
+    time.sleep(4)
+    assert worker.alive(), worker.stderr[-3000:]
+    during = len(recorded(record))
+    private_mariadb.start()
+
+    worker.wait_for(lambda: fdb.count_jobs() == 0, 60, "every job to run after the restart")
+    worker.stop()
+    print(
+        f"{during} of {len(ids)} jobs had started when the server came back; "
+        f"worker: {worker.stdout.strip()}"
+    )
+    assert "Traceback" not in worker.stderr, worker.stderr[-3000:]
+    runs = Counter(recorded(record))
+    assert sorted(runs) == ids, "a job was lost"
+    assert {job_id: n for job_id, n in runs.items() if n > 1} == {}, "a job ran twice"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a busy worker logs nothing while its outcome writes and heartbeat retry silently "
+    "(up to BOOKKEEPING_PATIENCE, 60 s); reported to the lead",
+)
+def test_a_busy_worker_says_the_database_is_unavailable_while_it_is(
+    private_mariadb: PrivateMariaDb, private_fdb: FaultDb, tmp_path: Path
+) -> None:
+    fdb = private_fdb
+    fdb.add(150, {"sleep": 0.03})
+    worker = start_worker(fdb, "--concurrency", 2)
+    worker.wait_for(lambda: fdb.count_runs("end") >= 20, 30, "20 jobs to run")
+    private_mariadb.stop()
+    try:
+        warning = worker.wait_for_log(UNAVAILABLE, 10)
+        assert "retrying in" in warning
+        assert worker.alive()
+    finally:
+        private_mariadb.start()
+    worker.wait_for(lambda: fdb.count_jobs() == 0, 60, "every job to run after the restart")
+    worker.stop()
