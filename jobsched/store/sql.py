@@ -664,9 +664,12 @@ class SqlStore(Store):
 
         def work(conn: sa.Connection) -> tuple[list[Claim], list[bool]]:
             results = self._apply(conn, ops)
+            # The other handlers' jobs first: they need no count, and so the lock is not held
+            # while this query reads past a limited handler's backlog. (No deadlock: a claim
+            # holding the lock waits for no job row, its reads skip locked ones.)
+            rows = [] if others is None else list(conn.execute(others))
             self.dialect.lock_limits(conn)
             claimed = {handler: int(n) for handler, n in conn.execute(running)}
-            rows = [] if others is None else list(conn.execute(others))
             merged = False
             for handler, most in limits.items():
                 free = min(most - claimed.get(handler, 0), request.limit)
