@@ -638,12 +638,19 @@ class SqlStore(Store):
         """``claim`` where some handlers it may take have ``max_running``: under a lock every
         such claim takes (``Dialect.lock_limits``), count their jobs claimed now (by any
         runner, started or not), and take at most the free slots of each, its oldest due jobs,
-        beside the other handlers' jobs (a handler at its limit never fills the batch)."""
+        beside the other handlers' jobs (a handler at its limit never fills the batch).
+
+        Cost, with a backlog of one limited handler (100,000 due jobs older than 20,000 others,
+        measured on MariaDB 10.11 and SQLite, a claim of 100): the count reads every job of the
+        handler (MariaDB scans the table, SQLite ``ix_jobs_handler`` and the rows), 20-40 ms;
+        the other handlers' jobs are read through the start-time index past the whole backlog
+        (the handler is not in that index), 140 ms on MariaDB; a claim without limits, 5 ms.
+        Only claims whose runner registers a limited handler pay any of it."""
         if request.after is not None:
             due = due.where(_after(request.after))
         order = (c.start_time, c.job_id)
-        # Every job whose claim is live, started or not (the query reads ix_jobs_handler, then
-        # each of the handler's rows: see the module's notes on max_running).
+        # Every job whose claim is live, started or not, whatever its start: a job rescheduled
+        # or updated while its attempt runs keeps its claim, with a start that may be later.
         running = (
             sa.select(c.handler, sa.func.count())
             .where(
