@@ -103,6 +103,8 @@ class SqlStore(Store):
         #: For writes of one statement (None: they run in a transaction on ``engine``).
         self.autocommit = self.dialect.autocommit_engine(engine, owned=owned)
         self.owned = owned
+        #: True from the warning that the database is unavailable until a transaction commits.
+        self._outage = False
         #: Whether every use of the database holds ``_writer``: an in-memory database is one
         #: connection shared by the store's threads, whose transactions must not interleave.
         self._serial = self.dialect.in_memory(engine.url)
@@ -236,6 +238,9 @@ class SqlStore(Store):
                     self.dialect.begin(connection, write=write)
                     result = work(connection)
                     connection.commit()
+                    if self._outage:
+                        self._outage = False
+                        log.warning("database reachable again: %s", self.describe())
                     return result
             except sa.exc.DBAPIError as e:
                 kind = self.dialect.classify(e)
@@ -243,6 +248,12 @@ class SqlStore(Store):
                 if not again or time.monotonic() + delay > deadline:
                     raise self._translate(e) from e
                 self.retries += 1
+                if kind != BUSY and patience > API_PATIENCE and not self._outage:
+                    # Runner bookkeeping waits for the database a long while: say so once.
+                    self._outage = True
+                    log.warning(
+                        "database unavailable (%s); retrying for up to %gs", e.orig, patience
+                    )
                 log.debug("retrying a %s transaction after %s: %s", kind, type(e).__name__, e.orig)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
