@@ -628,6 +628,9 @@ class graceful_shutdown:
 
 
 def _hard_exit(message: str) -> NoReturn:
+    from jobsched.isolation import kill_children
+
+    kill_children()  # isolated handlers end with their runner
     click.echo(f"jobsched: error: {message}", err=True)
     sys.stderr.flush()
     os._exit(ENVIRONMENT_FAILED)

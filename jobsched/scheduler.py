@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from jobsched import history as hist
-from jobsched import rules
+from jobsched import presence, rules
 from jobsched.clock import Clock, RealClock
 from jobsched.errors import InvalidJobError, JobExistsError, MissingJobError, UsageError
 from jobsched.handlers import Registry
@@ -29,7 +29,8 @@ from jobsched.model import (
     Outcome,
     RunReport,
 )
-from jobsched.runner import Pass, PassOptions
+from jobsched.presence import RUN_DUE, WORKER, Presence, RunnerInfo
+from jobsched.runner import Pass, PassOptions, runner_name
 from jobsched.store import Store, open_store
 from jobsched.worker import DEFAULT_POLL, DEFAULT_PREFETCH, run_worker
 
@@ -318,7 +319,7 @@ class Scheduler:
             history=self.history_enabled,
             isolate=isolate,
         )
-        report = Pass(
+        made = Pass(
             self.store,
             self.clock,
             self.registry,
@@ -326,7 +327,12 @@ class Scheduler:
             stop=stop,
             on_result=on_result,
             api=self,
-        ).run()
+        )
+        made.check_handlers()
+        with Presence(
+            self.store, self.clock, runner=made.runner, kind=RUN_DUE, concurrency=concurrency
+        ):
+            report = made.run()
         if self.history_enabled:
             self._prune_now_and_then()
         return report
@@ -376,7 +382,16 @@ class Scheduler:
             return made
 
         chores = self._prune_now_and_then if self.history_enabled else None
-        return run_worker(new_pass, stop=stop, chores=chores)
+        new_pass(lambda: None)  # refuses bad options and missing handlers before anything else
+        with Presence(
+            self.store, self.clock, runner=runner_name(), kind=WORKER, concurrency=concurrency
+        ):
+            return run_worker(new_pass, stop=stop, chores=chores)
+
+    def runners(self, *, include_stale: bool = False) -> list[RunnerInfo]:
+        """The workers and passes running now on this database (with ``include_stale``, also
+        those whose heartbeat stopped: they died), each with the jobs it is running."""
+        return presence.runners(self.store, self.clock, include_stale=include_stale)
 
     # -- history ----------------------------------------------------------------------------------
 
