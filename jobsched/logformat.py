@@ -23,7 +23,7 @@ from typing import Any
 PLAIN_FORMAT = "jobsched: %(levelname)s: %(message)s"
 
 #: The fields of a job event, in the order they are written, when a record has them.
-JOB_FIELDS = ("job_id", "handler", "attempt", "outcome", "duration", "error")
+JOB_FIELDS = ("job_id", "handler", "attempt", "outcome", "duration", "error", "cause", "pid")
 
 
 class JsonFormatter(logging.Formatter):

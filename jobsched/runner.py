@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jobsched.clock import Clock
-from jobsched.errors import NoHandlersError, UsageError
+from jobsched.errors import (
+    HandlerRaisedError,
+    IsolatedAttemptError,
+    NoHandlersError,
+    UsageError,
+)
 from jobsched.handlers import Registry
 from jobsched.heartbeat import Heartbeat
 from jobsched.history import PAYLOAD_OUTCOMES, NewRun, lost_run
@@ -420,8 +425,12 @@ class Pass:
         level = logging.ERROR if outcome is Outcome.FAILED else logging.WARNING
         if not log.isEnabledFor(level):
             return
-        trace = f"\n{where(error)}" if error is not None else ""
+        # An isolated attempt that did not raise (killed, died, not started) has no frames.
+        bare = isinstance(error, IsolatedAttemptError) and not isinstance(error, HandlerRaisedError)
+        trace = f"\n{where(error)}" if error is not None and not bare else ""
         extra = _job_extra(job, attempt, outcome, duration, verdict.error)
+        if isinstance(error, IsolatedAttemptError):
+            extra["cause"] = error.cause
         if outcome is Outcome.FAILED:
             log.error(
                 "job %r failed after %d attempt(s): %s%s",
@@ -664,5 +673,7 @@ class _Feed:
 def where(exc: BaseException) -> str:
     """Where a handler raised: the traceback's frames, without the (possibly huge) message,
     which the log line gives already cut."""
+    if isinstance(exc, HandlerRaisedError):  # raised in a child process: its frames as text
+        return exc.child_traceback
     frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
     return f"Traceback (most recent call last):\n{frames}"
