@@ -5,7 +5,11 @@ exit codes, and a real ``jobsched run-due`` process seen while its job runs."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,12 +19,13 @@ import pytest
 import sqlalchemy as sa
 import storeops
 
-from acceptance.test_cli import UNREACHABLE_URL, fails, ok, run
+from acceptance.test_cli import APPS, JOBSCHED, UNREACHABLE_URL, fails, ok, run
 from jobsched import Scheduler
 from jobsched.model import OpKind, Progress
-from jobsched.presence import STALE_AFTER, Runner
+from jobsched.presence import STALE_AFTER, Runner, jobsched_version
 from jobsched.store.base import Op
 
+HOST = socket.gethostname()
 RUNNER_KEYS = {
     "name", "host", "pid", "kind", "version", "started_at", "heartbeat_at",
     "heartbeat_age_seconds", "concurrency", "stale", "jobs",
@@ -191,3 +196,60 @@ def test_runners_on_a_database_at_revision_0002_exits_1_naming_migrate(tmp_path:
 
 def test_runners_refuses_a_memory_url_as_a_user_mistake() -> None:
     fails(run("runners", url="memory://"), 2, "in memory")
+
+
+# -- a real run-due process ---------------------------------------------------------------------
+
+
+def wait_until(check: Any, process: subprocess.Popen[str], what: str) -> Any:
+    deadline = time.monotonic() + 20
+    while True:
+        found = check()
+        if found:
+            return found
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.05)
+
+
+def test_runners_shows_a_run_due_process_and_the_job_it_is_running(
+    url: str, tmp_path: Path
+) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    scheduler = Scheduler(url)
+    try:
+        due = scheduler.now() - timedelta(seconds=1)
+        scheduler.schedule_job("p", due, "progress", {"started": str(started), "gate": str(gate)})
+    finally:
+        scheduler.close()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+    argv = [str(JOBSCHED), "--database-url", url, "--app", "history_app", "run-due"]
+    argv += ["--concurrency", "3"]
+    process = subprocess.Popen(
+        argv, cwd=APPS, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    name = f"{HOST}:{process.pid}"
+    try:
+        wait_until(started.exists, process, "the handler's start")
+
+        def listed() -> dict[str, Any] | None:
+            found = runners_json(url)["runners"]
+            if found and found[0]["jobs"] and found[0]["jobs"][0]["progress"]:
+                return found[0]  # type: ignore[no-any-return]
+            return None
+
+        runner = wait_until(listed, process, "the runner and its job's progress in the table")
+        assert (runner["name"], runner["host"], runner["pid"]) == (name, HOST, process.pid)
+        assert (runner["kind"], runner["concurrency"], runner["stale"]) == ("run-due", 3, False)
+        assert runner["version"] == jobsched_version()
+        [job] = runner["jobs"]
+        assert (job["job_id"], job["handler"]) == ("p", "progress")
+        assert job["scheduled_start"] == due.isoformat()
+        assert job["progress"] == {"done": 3, "total": 10, "note": "copying"}
+        text = ok(run("runners", url=url)).splitlines()
+        assert [columns(line)[:2] for line in text] == [[name, "run-due"], ["job p", "progress"]]
+    finally:
+        gate.touch()
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert ok(run("runners", "--all", url=url)) == "no runners\n"  # removed on a clean exit
