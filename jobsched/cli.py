@@ -37,7 +37,6 @@ from jobsched.errors import (
 from jobsched.history import RECORDED_OUTCOMES, HandlerStats, JobRun, JobStatus, Stats, Status
 from jobsched.model import Job, JobInfo, JobState, MigrateResult, Mode, Outcome, Progress
 from jobsched.presence import STALE_AFTER, RunnerInfo, RunningJob
-from jobsched.presence import runners as presence_runners
 from jobsched.runner import runner_name
 from jobsched.scheduler import Scheduler
 from jobsched.schema import SCHEMA_REVISION
@@ -1293,7 +1292,7 @@ def runners_(obj: Context, include_stale: bool, as_json: bool) -> None:
     now (id, handler, scheduled start, started, progress). A runner whose heartbeat is older
     than a minute is presumed dead (stale): --all lists those too."""
     scheduler = obj.scheduler(import_apps=False)
-    found = presence_runners(scheduler.store, scheduler.clock, include_stale=include_stale)
+    found = scheduler.runners(include_stale=include_stale)
     if as_json:
         at = found[0].at if found else scheduler.now()
         click.echo(json.dumps(runners_json(found, at), ensure_ascii=False))
