@@ -201,6 +201,8 @@ class Pass:
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
                     if not worker:
+                        if feed.done and feed.rewind():
+                            continue  # slots of limited handlers may have let held-back jobs in
                         break
                     self.stop.wait(max(0.0, next_round - time.monotonic()))
                     continue
@@ -603,6 +605,8 @@ class _Feed:
         self._ask_after_a_run = False
         #: True once a claim came back empty or the limit is reached.
         self.done = False
+        #: This sweep took a job of a handler with ``max_running`` (see ``rewind``).
+        self.took_limited = False
 
     def restart(self) -> None:
         """Go on from the first due job again (a worker's next round)."""
@@ -634,7 +638,21 @@ class _Feed:
                 continue
             taken.append(claim)
             self._pass.heartbeat.hold(claim)
+            if claim.job.handler in self._pass._limits:
+                self.took_limited = True
         return taken
+
+    def rewind(self) -> bool:
+        """A pass that took jobs of a handler with ``max_running`` goes over the jobs due when
+        it began once more, from the first: the ones the limit held back are behind its cursor,
+        and the slots of the jobs it ran are free now. True if it does (each sweep that takes
+        none ends it; jobs it ran before are given back, as in any claim)."""
+        if not self.took_limited:
+            return False
+        self.took_limited = False
+        self._cursor = None
+        self.done = False
+        return True
 
     def ran(self, waiting: int) -> None:
         """A handler ran (``waiting`` claimed jobs wait behind it): the first of a batch tells

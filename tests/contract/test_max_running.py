@@ -280,3 +280,35 @@ def test_handlers_without_a_limit_run_with_the_full_concurrency_beside_a_limited
     assert len(free.intervals) == 4
     assert deepest_overlap(free.intervals) >= 3
     assert deepest_overlap(limited.intervals) == 1
+
+
+def test_a_pass_runs_a_limited_handlers_due_jobs_one_at_a_time_to_the_end(
+    scheduler: Scheduler,
+) -> None:
+    limited = Recording(0.02)
+    scheduler.registry.register("lim", limited, max_running=1)
+    scheduler.registry.register("other", lambda job: None)
+    add(scheduler, "lim", "L", 5, minutes_ago=10)
+    add(scheduler, "other", "O", 5, minutes_ago=5)
+    report = scheduler.run_due_jobs(concurrency=4)
+    assert report.succeeded == 10
+    assert len(limited.intervals) == 5
+    assert deepest_overlap(limited.intervals) == 1
+
+
+def test_a_pass_ends_when_other_runners_hold_every_slot(scheduler: Scheduler) -> None:
+    ran: list[str] = []
+    scheduler.registry.register("lim", lambda job: ran.append(job.job_id), max_running=1)
+    add(scheduler, "lim", "L", 3, minutes_ago=10)
+    claim(scheduler, "elsewhere", {"lim": 1})
+    report = scheduler.run_due_jobs(concurrency=4)
+    assert (report.ran, ran) == (0, [])
+
+
+def test_a_pass_takes_a_kept_limited_job_once(scheduler: Scheduler) -> None:
+    ran: list[str] = []
+    scheduler.registry.register("lim", lambda job: ran.append(job.job_id) or False, max_running=1)
+    add(scheduler, "lim", "L", 2, minutes_ago=10)
+    report = scheduler.run_due_jobs(concurrency=2)
+    assert sorted(ran) == ["L0", "L1"]
+    assert report.kept == 2
