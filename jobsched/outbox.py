@@ -160,6 +160,14 @@ class Outbox:
         ]
         return marks + reports + letters
 
+    def leftover(self) -> list[Op]:
+        """Take the outcomes that could not be sent (a pass that ended on a database error),
+        for the next pass of the same runner to send: their writes are fenced, so each applies
+        only if no other runner took its job over meanwhile. Start marks and progress of
+        attempts that ended are dropped with them."""
+        marks = (OpKind.START, OpKind.PROGRESS)
+        return [op for op in self._take() if op.kind not in marks]
+
     def _put_back(self, ops: list[Op]) -> None:
         now = time.monotonic()
         marks = (OpKind.START, OpKind.PROGRESS)

@@ -59,6 +59,12 @@ log = logging.getLogger("jobsched")
 _NEVER = threading.Event()
 
 
+#: A worker that finds the next job due within this many seconds before now, just after a claim
+#: that took nothing, looks again after ``JUST_DUE_PAUSE`` rather than a whole ``poll``.
+JUST_DUE = 1.0
+JUST_DUE_PAUSE = 0.05
+
+
 def runner_name() -> str:
     """How this process signs its claims: ``host:pid``."""
     return f"{_host()}:{os.getpid()}"
@@ -265,8 +271,12 @@ class Pass:
         due = self.store.next_due()
         if due is not None:
             ahead = (due - self.clock.now()).total_seconds()
-            if ahead > 0:  # (one due already is held by another runner: no sooner than poll)
+            if ahead > 0:
                 wait = min(wait, ahead)
+            elif ahead > -JUST_DUE:
+                # It came due between the claim and this read: look again at once, nearly. (A
+                # job due for longer is held by another runner: no sooner than ``poll``.)
+                wait = min(wait, JUST_DUE_PAUSE)
         return time.monotonic() + wait
 
     def _next_batch(self, batch: int) -> int:

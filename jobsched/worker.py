@@ -18,6 +18,7 @@ from collections.abc import Callable
 from jobsched.errors import DatabaseError
 from jobsched.model import Outcome, RunReport
 from jobsched.runner import Pass
+from jobsched.store.base import Op
 
 log = logging.getLogger("jobsched")
 
@@ -41,7 +42,8 @@ def run_worker(
     chores: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run passes made by ``new_pass(on_round)`` (each runs until stopped, or until the
-    database fails it) until ``stop`` is set; returns what they did, added up.
+    database fails it) until ``stop`` is set; returns what they did, added up. The outcomes a
+    failed pass could not write are handed to the next one.
     ``chores`` runs at most every ``CHORES_EVERY`` seconds between rounds."""
     total = RunReport(keep_results=False)
     backoff = BACKOFF_FIRST
@@ -53,12 +55,18 @@ def run_worker(
             last_chores = time.monotonic()
             chores()
 
+    carried: list[Op] = []
     while not stop.is_set():
         began = time.monotonic()
         pass_ = new_pass(on_round)
+        for op in carried:
+            pass_.outbox.put(op)
         try:
             pass_.run()
         except DatabaseError as e:
+            # The outcomes it could not write go with the next pass, before its first claim:
+            # this runner does not take its own jobs over as if it had died.
+            carried = pass_.outbox.leftover()
             _add(total, pass_.report)
             if time.monotonic() - began >= BACKOFF_RESET_AFTER:
                 backoff = BACKOFF_FIRST
