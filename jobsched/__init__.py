@@ -64,6 +64,7 @@ from jobsched.model import (
     Progress,
     RunReport,
 )
+from jobsched.presence import RunnerInfo, RunningJob
 from jobsched.progress import progress
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ __all__ = [
     "RetryReport",
     "RunReport",
     "RunnerCallError",
+    "RunnerInfo",
+    "RunningJob",
     "Scheduler",
     "SchemaError",
     "Stats",

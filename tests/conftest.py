@@ -82,6 +82,7 @@ def mysql_url(mysql_database_url: str, mysql_engine: sa.Engine) -> str:
     with mysql_engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM jobs")
         conn.exec_driver_sql("DELETE FROM job_runs")
+        conn.exec_driver_sql("DELETE FROM runners")
         conn.exec_driver_sql("UPDATE jobsched_meta SET at = NULL")
     return mysql_database_url
 
