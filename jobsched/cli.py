@@ -586,6 +586,7 @@ def worker(
                 handlers=handlers or None,
                 isolate=isolate,
                 on_result=None if served is None else served.observe,
+                on_round=None if served is None else served.round,
             )
     finally:
         if served is not None:

@@ -130,7 +130,7 @@ class Pass:
         #: The scheduler whose methods isolated handlers call (``jobsched.schedule_job`` in a
         #: child process is carried out here); None: the current one.
         self.api = api
-        #: A worker calls it each time it looks for due jobs again.
+        #: Called before each claim (a look for due jobs).
         self.on_round = on_round
         self.on_result = on_result
         self.clock = clock
@@ -256,8 +256,6 @@ class Pass:
 
     def _new_round(self, feed: _Feed) -> None:
         """A worker looks for due jobs again: those due now, including any it ran before."""
-        if self.on_round is not None:
-            self.on_round()
         with self._lock:
             self._taken_present.clear()
         self._due_by = None
@@ -287,6 +285,8 @@ class Pass:
         return next_batch_size(batch, seconds, runs, self.options.concurrency)
 
     def _claim(self, want: int, cursor: Cursor | None) -> list[Claim]:
+        if self.on_round is not None:
+            self.on_round()
         now = self.clock.now()
         if self._due_by is None:
             self._due_by = now  # a pass takes the jobs due when it began: later ones wait

@@ -347,6 +347,7 @@ class Scheduler:
         handlers: Iterable[str] | None = None,
         isolate: bool = False,
         on_result: Callable[[JobResult], None] | None = None,
+        on_round: Callable[[], None] | None = None,
     ) -> RunReport:
         """Run due jobs until ``stop`` is set: a pass that, when nothing is due, waits for the
         next due job (at most ``poll`` seconds) and goes on. It holds at most ``prefetch``
@@ -354,7 +355,8 @@ class Scheduler:
         off from one second to thirty, with a log line each time), never raised. Returns what
         it did, counted (no per-job results: ``on_result`` hears of each).
 
-        ``handlers``, ``isolate`` and ``concurrency`` are those of ``run_due_jobs``. Raises
+        ``handlers``, ``isolate`` and ``concurrency`` are those of ``run_due_jobs``;
+        ``on_round`` is called each time it looks for due jobs. Raises
         ``NoHandlersError`` or ``UsageError`` before taking anything when it could run nothing.
         """
         options = PassOptions(
@@ -386,7 +388,7 @@ class Scheduler:
         with Presence(
             self.store, self.clock, runner=runner_name(), kind=WORKER, concurrency=concurrency
         ):
-            return run_worker(new_pass, stop=stop, chores=chores)
+            return run_worker(new_pass, stop=stop, chores=chores, on_round=on_round)
 
     def runners(self, *, include_stale: bool = False) -> list[RunnerInfo]:
         """The workers and passes running now on this database (with ``include_stale``, also

@@ -40,17 +40,21 @@ def run_worker(
     *,
     stop: threading.Event,
     chores: Callable[[], None] | None = None,
+    on_round: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run passes made by ``new_pass(on_round)`` (each runs until stopped, or until the
     database fails it) until ``stop`` is set; returns what they did, added up. The outcomes a
     failed pass could not write are handed to the next one.
-    ``chores`` runs at most every ``CHORES_EVERY`` seconds between rounds."""
+    ``on_round`` hears of each round (each look for due jobs); ``chores`` runs at most every
+    ``CHORES_EVERY`` seconds between rounds."""
     total = RunReport(keep_results=False)
     backoff = BACKOFF_FIRST
     last_chores = time.monotonic()
 
-    def on_round() -> None:
+    def each_round() -> None:
         nonlocal last_chores
+        if on_round is not None:
+            on_round()
         if chores is not None and time.monotonic() - last_chores >= CHORES_EVERY:
             last_chores = time.monotonic()
             chores()
@@ -58,7 +62,7 @@ def run_worker(
     carried: list[Op] = []
     while not stop.is_set():
         began = time.monotonic()
-        pass_ = new_pass(on_round)
+        pass_ = new_pass(each_round)
         for op in carried:
             pass_.outbox.put(op)
         try:
