@@ -319,16 +319,7 @@ class Scheduler:
             history=self.history_enabled,
             isolate=isolate,
         )
-        made = Pass(
-            self.store,
-            self.clock,
-            self.registry,
-            options,
-            stop=stop,
-            on_result=on_result,
-            api=self,
-        )
-        made.check_handlers()
+        made = self._pass(options, stop, on_result)
         with Presence(
             self.store, self.clock, runner=made.runner, kind=RUN_DUE, concurrency=concurrency
         ):
@@ -369,26 +360,36 @@ class Scheduler:
             prefetch=prefetch,
         )
 
-        def new_pass(on_round: Callable[[], None]) -> Pass:
-            made = Pass(
-                self.store,
-                self.clock,
-                self.registry,
-                options,
-                stop=stop,
-                on_result=on_result,
-                api=self,
-                on_round=on_round,
-            )
-            made.check_handlers()
-            return made
+        def new_pass(each_round: Callable[[], None]) -> Pass:
+            return self._pass(options, stop, on_result, each_round)
 
         chores = self._prune_now_and_then if self.history_enabled else None
-        new_pass(lambda: None)  # refuses bad options and missing handlers before anything else
+        new_pass(lambda: None)  # refuses missing handlers before anything else
         with Presence(
             self.store, self.clock, runner=runner_name(), kind=WORKER, concurrency=concurrency
         ):
             return run_worker(new_pass, stop=stop, chores=chores, on_round=on_round)
+
+    def _pass(
+        self,
+        options: PassOptions,
+        stop: threading.Event | None,
+        on_result: Callable[[JobResult], None] | None,
+        on_round: Callable[[], None] | None = None,
+    ) -> Pass:
+        """A pass over this scheduler's jobs, checked to have handlers to run."""
+        made = Pass(
+            self.store,
+            self.clock,
+            self.registry,
+            options,
+            stop=stop,
+            on_result=on_result,
+            api=self,
+            on_round=on_round,
+        )
+        made.check_handlers()
+        return made
 
     def runners(self, *, include_stale: bool = False) -> list[RunnerInfo]:
         """The workers and passes running now on this database (with ``include_stale``, also
