@@ -106,6 +106,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from bench.impls import implementation
 
     impl = implementation(spec["backend"], spec["impl"], spec["target"])
+    impl.worker_args = tuple(spec.get("worker_args") or ())  # type: ignore[attr-defined]
     jobs = int(spec["jobs"])
     deadline_s = float(spec.get("deadline_s", 600))
     try:

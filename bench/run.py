@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import queue
+import shlex
 import shutil
 import signal
 import socket
@@ -264,6 +265,7 @@ class Harness:
                     "target": target,
                     "jobs": jobs,
                     "deadline_s": self.args.timeout,
+                    "worker_args": self.args.worker_args,
                 }
                 if workload in LATENCY_WORKERS:
                     result = self.latency(spec)
@@ -422,7 +424,7 @@ class Harness:
                 procs.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "jobsched", "--database-url", url,
-                         "--app", CLI_APP, "worker"],
+                         "--app", CLI_APP, "worker", *self.args.worker_args],
                         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                         stderr=subprocess.STDOUT, text=True,
                     )
@@ -1183,6 +1185,8 @@ def report(
             if args.first_pass
             else "after an untimed pass over the table before its due jobs were loaded"
         ),
+        "- `jobsched worker` options (W2, W3, W7): "
+        + (f"`{shlex.join(args.worker_args)}`" if args.worker_args else "the defaults"),
         f"- load before: `{load_before}`",
         f"- load after: `{load_after}`",
         "",
@@ -1328,10 +1332,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "the first on its database (with the history on, it prunes the history, as a pass does "
         "when none has for ten minutes)",
     )
+    parser.add_argument(
+        "--worker-args",
+        default="",
+        metavar="ARGS",
+        help="options for jobsched-worker's `jobsched worker` (W2, W3, W7), e.g. "
+        "'--prefetch 1000' (default: none, the command's defaults)",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds one run may take")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the children's stderr")
     args = parser.parse_args(argv)
     args.argv = argv
+    args.worker_args = shlex.split(args.worker_args)
 
     sizes = TINY if args.tiny else Sizes()
     for option, attr in (
@@ -1365,6 +1377,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         and sizes == Sizes()
         and args.runs >= 3
         and not args.first_pass
+        and not args.worker_args
     )
     if args.profile:
         if args.profile not in ALL_WORKLOADS:

@@ -229,6 +229,8 @@ class ThroughCommand:
     scheduler: Any
     finished_at: float | None = None
     started_at: float | None = None
+    #: Options for ``jobsched worker`` (``python -m bench --worker-args``).
+    worker_args: tuple[str, ...] = ()
 
     def open(self, workload: str) -> None:
         import bench.jobsched_app  # noqa: F401
@@ -293,7 +295,7 @@ class Worker(ThroughCommand):
 
         watcher = threading.Thread(target=watch, name="bench-drained", daemon=True)
         watcher.start()
-        self.command("worker")
+        self.command("worker", *self.worker_args)
         watcher.join()
         if failed:
             raise failed[0]
