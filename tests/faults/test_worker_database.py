@@ -24,6 +24,8 @@ UNAVAILABLE = "database unavailable"
 @pytest.fixture
 def private_fdb(private_mariadb: PrivateMariaDb, tmp_path: Path) -> Iterator[FaultDb]:
     """The private server's database, migrated and empty."""
+    if private_mariadb.proc is None:  # an earlier test failed while the server was down
+        private_mariadb.start()
     migrating = Scheduler(private_mariadb.url)
     migrating.migrate()
     migrating.clear()
