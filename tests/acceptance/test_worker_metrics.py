@@ -243,6 +243,9 @@ def test_worker_metrics_port_serves_what_the_worker_does_until_it_stops(db_url: 
         assert of(samples, "jobsched_due_jobs") == 0
         assert of(samples, "jobsched_oldest_due_lateness_seconds") == 0
         assert of(samples, "process_start_time_seconds") > 0
+        # Each look for due jobs counts as a pass, stamped with its time.
+        assert of(samples, "jobsched_passes_total") >= 1
+        assert of(samples, "jobsched_last_pass_timestamp_seconds") > now.timestamp() - 60
     finally:
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=60)
