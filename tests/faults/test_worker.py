@@ -66,9 +66,9 @@ def test_a_job_due_in_a_moment_starts_at_its_time_not_before(fdb: FaultDb) -> No
 
 def test_a_worker_and_cron_passes_over_the_same_jobs_run_each_once(fdb: FaultDb) -> None:
     count = 400
-    ids = fdb.add(count, {"sleep": 0.01})
-    worker = start_worker(fdb, "--concurrency", 2)
+    ids = fdb.add(count, {"sleep": 0.02})
     passes = [fdb.runner("--concurrency", 2)]
+    worker = start_worker(fdb, "--concurrency", 2)
     # Cron starts a pass every so often while jobs are left (here: as soon as the last ended).
     while fdb.count_jobs():
         if passes[-1].poll() is not None:
