@@ -435,13 +435,15 @@ class Worker(Runner):
         app: str = WORKER_APP,
         verbose: bool = True,
         session: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         """``session``: in a session (and process group) of its own, as a terminal's foreground
-        job is, so the test can signal the whole group (Ctrl-C) with ``os.killpg(pid, sig)``."""
+        job is, so the test can signal the whole group (Ctrl-C) with ``os.killpg(pid, sig)``.
+        ``env``: variables to add to its environment (see ``faults.apps.worker_app``)."""
         self.name = name
         self.out_path = workdir / f"{name}.out"
         self.err_path = workdir / f"{name}.err"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHED_")} | (env or {})
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p
         )
@@ -508,6 +510,7 @@ def start_worker(
     app: str = WORKER_APP,
     verbose: bool = True,
     session: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Worker:
     """Start ``jobsched worker ARGS`` on ``fdb``'s database (killed at the end of the test if it
     still runs)."""
@@ -520,6 +523,7 @@ def start_worker(
         app=app,
         verbose=verbose,
         session=session,
+        env=env,
     )
     fdb.started.append(worker)
     return worker

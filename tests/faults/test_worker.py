@@ -64,6 +64,25 @@ def test_a_job_due_in_a_moment_starts_at_its_time_not_before(fdb: FaultDb) -> No
     worker.stop()
 
 
+def test_an_idle_worker_wakes_for_each_job_at_its_start_time_not_at_its_poll(
+    fdb: FaultDb,
+) -> None:
+    """Idle, a worker sleeps until the next job it knows of is due (here jobs 0.3 s apart
+    under a 3 s poll), not until its next poll."""
+    worker = start_worker(fdb, "--poll", 3)
+    warm_up(fdb, worker)
+    first = datetime.now(UTC) + timedelta(seconds=3.5)  # after the worker's next look
+    dues = {f"due-{i}": first + timedelta(seconds=0.3 * i) for i in range(5)}
+    for job_id, due in dues.items():
+        fdb.scheduler.schedule_job(job_id, due, "fault.work", {})
+    worker.wait_for(lambda: fdb.count_jobs() == 0, 30, "the jobs to run")
+    starts = {r.job_id: r.at for r in fdb.runs() if r.phase == "start"}
+    late = {job_id: round(starts[job_id] - due.timestamp(), 3) for job_id, due in dues.items()}
+    print(f"{fdb.backend}: started after their start times by {list(late.values())}")
+    assert all(0 <= s < 1 for s in late.values()), late
+    worker.stop()
+
+
 def test_a_worker_and_cron_passes_over_the_same_jobs_run_each_once(fdb: FaultDb) -> None:
     count = 400
     ids = fdb.add(count, {"sleep": 0.02})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from faults.conftest import FaultDb, PrivateMariaDb, start_worker
-from jobsched import Scheduler
+from jobsched import Outcome, Scheduler
 
 pytestmark = [pytest.mark.faults, pytest.mark.mariadb]
 
@@ -118,3 +118,34 @@ def test_a_busy_worker_says_the_database_is_unavailable_while_it_is(
         fdb.engine.dispose()  # the test's own pooled connections died with the server
     worker.wait_for(lambda: fdb.count_jobs() == 0, 60, "every job to run after the restart")
     worker.stop()
+
+
+def test_a_worker_that_outlasts_its_bookkeeping_patience_writes_its_outcomes_when_back(
+    private_mariadb: PrivateMariaDb, private_fdb: FaultDb, tmp_path: Path
+) -> None:
+    """Its pass gives up on the outcomes it holds (after 2 s here, a minute in production) and
+    ends; the next pass writes them before it claims, so the worker does not take its own jobs
+    over as if it had died: none runs twice and no attempt is counted lost."""
+    fdb = private_fdb
+    record = tmp_path / "runs.txt"
+    ids = fdb.add(150, {"sleep": 0.03, "file": str(record), "no_record": True})
+    worker = start_worker(fdb, "--concurrency", 2, env={"FAULTS_BOOKKEEPING_PATIENCE": "2"})
+    worker.wait_for(lambda: len(recorded(record)) >= 20, 30, "20 jobs to run")
+
+    private_mariadb.stop()
+    stopped = time.monotonic()
+    # The pass ends once its patience ran out; the worker backs off and tries again.
+    assert "retrying in" in worker.wait_for_log(UNAVAILABLE, 15)
+    time.sleep(max(0.0, 5 - (time.monotonic() - stopped)))  # past the jobs' 2 s claims too
+    assert worker.alive(), worker.stderr[-3000:]
+    private_mariadb.start()
+
+    worker.wait_for(lambda: fdb.count_jobs() == 0, 60, "every job to run after the restart")
+    worker.stop()
+    print(f"worker: {worker.stdout.strip()}")
+    runs = Counter(recorded(record))
+    assert sorted(runs) == ids, "a job was lost"
+    assert {job_id: n for job_id, n in runs.items() if n > 1} == {}, "a job ran twice"
+    assert worker.summary("lost") == 0, worker.stderr[-3000:]
+    assert list(fdb.scheduler.history(outcome=Outcome.LOST)) == []
+    assert "Traceback" not in worker.stderr, worker.stderr[-3000:]
