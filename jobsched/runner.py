@@ -206,6 +206,8 @@ class Pass:
                         next_round = self._next_round()
                     continue  # the signal may have come while claiming: look again first
                 if not pending and not in_flight:
+                    if worker:
+                        self.outbox.send()  # idle: the outcomes waiting go now, not in 20 ms
                     if not worker:
                         if feed.done and feed.rewind():
                             continue  # slots of limited handlers may have let held-back jobs in
@@ -669,6 +671,8 @@ class _Feed:
         how big the next one should be."""
         if not self._ask_after_a_run:
             return
+        if self._prefetch is not None and 2 * waiting > self._prefetch:
+            return  # ask when half the buffer is free: fewer, larger claims within --prefetch
         self._ask_after_a_run = False
         want = self._want()
         if self._prefetch is not None:
