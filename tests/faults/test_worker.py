@@ -120,7 +120,8 @@ def test_a_worker_killed_with_sigkill_is_taken_over_by_another_once_its_claims_r
     ids = fdb.add(6, datas=[hang] + [{"sleep": 0.01}] * 5, prefix="held")
     victim = start_worker(fdb)
     victim.wait_for(lambda: fdb.marked_started() == [ids[0]], 30, "the first job's start mark")
-    assert sorted(fdb.claimed()) == ids, "the victim holds the job it runs and those waiting"
+    held = fdb.claimed()  # the job it runs, and (a batch) jobs claimed and waiting
+    assert ids[0] in held
     victim.kill()
     killed_at = time.time()
     claims_end = {job_id: row.claimed_until for job_id, row in fdb.rows().items()}
@@ -134,7 +135,10 @@ def test_a_worker_killed_with_sigkill_is_taken_over_by_another_once_its_claims_r
     for job_id, run in by_heir.items():
         end = claims_end[job_id].replace(tzinfo=UTC).timestamp()
         assert run.at >= end - 0.05, f"{job_id} started {end - run.at:.3f}s before its claim ended"
-    print(f"{fdb.backend}: taken over {by_heir[ids[0]].at - killed_at:.2f}s after the kill")
+    print(
+        f"{fdb.backend}: the victim held {len(held)} jobs; taken over "
+        f"{by_heir[ids[0]].at - killed_at:.2f}s after the kill"
+    )
     # The attempt the victim had started is counted, as lost; the jobs it held unstarted are not.
     assert by_heir[ids[0]].attempt == 2
     assert {by_heir[job_id].attempt for job_id in ids[1:]} == {1}
