@@ -37,6 +37,9 @@ BEAT_EVERY = timedelta(seconds=10)
 #: A runner whose heartbeat is older than this is taken for dead (stale): six missed beats, so a
 #: busy database or a paused process is not mistaken for a dead one.
 STALE_AFTER = timedelta(seconds=60)
+#: A ``run-due`` pass writes its row only once it has run this many seconds: a cron pass that
+#: finds nothing due (most of them) costs the database nothing more.
+PASS_REGISTER_AFTER = 0.5
 #: Rows of runners silent for longer than this are deleted by the next runner that starts.
 FORGET_AFTER = timedelta(days=1)
 #: The kinds of runner.
@@ -167,6 +170,7 @@ class Presence:
         kind: str,
         concurrency: int,
         beat_every: timedelta = BEAT_EVERY,
+        register_after: float = 0.0,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -176,6 +180,9 @@ class Presence:
         self.kind = kind
         self.concurrency = concurrency
         self.beat_every = beat_every
+        #: Seconds before the row is first written (by the thread): a pass that ends sooner (a
+        #: cron pass that finds nothing due) writes nothing at all.
+        self.register_after = register_after
         host, sep, pid = runner.rpartition(":")
         if sep and host and pid.isdigit():
             self.host, self.pid = host, int(pid)
@@ -185,6 +192,8 @@ class Presence:
         self._started_at: datetime | None = None
         self._registered = False
         self._failing = False
+        #: Writes that failed in a row.
+        self._failures = 0
         self._closed = False
         #: Held by each write, so that ``__exit__`` removes the row after any beat in progress.
         self._lock = threading.Lock()
@@ -195,12 +204,16 @@ class Presence:
         if not self.active:
             return self
         self._started_at = self.clock.now()
-        self._beat(self._started_at)
-        if self._registered:
-            self._forget_the_long_dead()
+        if self.register_after <= 0:
+            self._register()
         self._thread = threading.Thread(target=self._loop, name="jobsched-presence", daemon=True)
         self._thread.start()
         return self
+
+    def _register(self) -> None:
+        self._beat(self._started_at)
+        if self._registered:
+            self._forget_the_long_dead()
 
     def __exit__(
         self,
@@ -214,6 +227,8 @@ class Presence:
         locked = self._lock.acquire(timeout=_EXIT_WAIT)
         try:
             self._closed = True
+            if not (self._registered or self._failing):
+                return  # never written (it ended before its first beat)
             try:
                 self.store.remove_runner(self.runner)
             except Exception as e:  # its heartbeat stops: it shows as stale, then is forgotten
@@ -236,13 +251,17 @@ class Presence:
             try:
                 if not (self._registered and self.store.beat_runner(self.runner, now)):
                     self.store.register_runner(self._row(now))
-                    if self._failing:
+                    if self._failures >= 2:
                         log.info("runner %s is in the runners table again", self.runner)
                     self._registered = True
                 self._failing = False
+                self._failures = 0
             except Exception as e:  # bookkeeping: tried again at the next beat
                 self._registered = False
-                if not self._failing:
+                self._failures += 1
+                # The first failure is not worth a warning: a runner that cannot reach the
+                # database says so itself, and ends, before its next beat.
+                if self._failures == 2:
                     log.warning(
                         "could not write runner %s to the runners table (jobs run on; trying "
                         "again every %ss): %s",
@@ -276,6 +295,10 @@ class Presence:
             log.debug("deleted %d row(s) of runners silent for over %s", forgotten, FORGET_AFTER)
 
     def _loop(self) -> None:
+        if self.register_after > 0:
+            if self._stop.wait(self.register_after):
+                return
+            self._register()
         seconds = self.beat_every.total_seconds()
         while not self._stop.wait(seconds):
             self.beat()

@@ -29,7 +29,7 @@ from jobsched.model import (
     Outcome,
     RunReport,
 )
-from jobsched.presence import RUN_DUE, WORKER, Presence, RunnerInfo
+from jobsched.presence import PASS_REGISTER_AFTER, RUN_DUE, WORKER, Presence, RunnerInfo
 from jobsched.runner import Pass, PassOptions, runner_name
 from jobsched.store import Store, open_store
 from jobsched.worker import DEFAULT_POLL, DEFAULT_PREFETCH, run_worker
@@ -321,7 +321,12 @@ class Scheduler:
         )
         made = self._pass(options, stop, on_result)
         with Presence(
-            self.store, self.clock, runner=made.runner, kind=RUN_DUE, concurrency=concurrency
+            self.store,
+            self.clock,
+            runner=made.runner,
+            kind=RUN_DUE,
+            concurrency=concurrency,
+            register_after=PASS_REGISTER_AFTER,
         ):
             report = made.run()
         if self.history_enabled:

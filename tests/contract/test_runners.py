@@ -252,6 +252,27 @@ def test_presence_registers_on_entry_beats_and_removes_its_row_on_exit(store: St
     assert names(store, clock, include_stale=True) == []
 
 
+def test_a_presence_asked_to_wait_writes_nothing_if_it_ends_before(store: Store) -> None:
+    clock = RealClock()
+    with Presence(
+        store, clock, runner="host-a:1", kind="run-due", concurrency=1, register_after=60
+    ):
+        assert names(store, clock, include_stale=True) == []
+    assert names(store, clock, include_stale=True) == []
+
+
+def test_a_presence_asked_to_wait_registers_once_the_wait_is_over(store: Store) -> None:
+    clock = RealClock()
+    with Presence(
+        store, clock, runner="host-a:1", kind="run-due", concurrency=1, register_after=0.05
+    ):
+        deadline = time.monotonic() + 5
+        while names(store, clock) != ["host-a:1"]:
+            assert time.monotonic() < deadline, "it never registered"
+            time.sleep(0.02)
+    assert names(store, clock, include_stale=True) == []
+
+
 def test_presence_registers_its_row_again_if_it_went_missing(store: Store) -> None:
     clock = RealClock()
     with Presence(store, clock, runner="host-a:1", kind="worker", concurrency=1) as presence:
@@ -287,7 +308,7 @@ def test_presence_refuses_an_unknown_kind(store: Store, clock: FakeClock) -> Non
         Presence(store, clock, runner="host-a:1", kind="cron", concurrency=1)
 
 
-def test_presence_logs_a_database_error_and_registers_at_the_next_beat(
+def test_presence_warns_of_a_database_error_from_its_second_failure_and_registers_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"sqlite:///{tmp_path / 'later.db'}"
@@ -296,6 +317,9 @@ def test_presence_logs_a_database_error_and_registers_at_the_next_beat(
     try:
         presence = Presence(scheduler.store, clock, runner="host-a:1", kind="worker", concurrency=1)
         with caplog.at_level(logging.WARNING, logger="jobsched"), presence:
+            # A runner that cannot reach its database says so itself: the first failure is quiet.
+            assert "could not write runner" not in caplog.text
+            presence.beat()
             assert "could not write runner host-a:1" in caplog.text
             assert "jobsched migrate" in caplog.text
             scheduler.migrate()
