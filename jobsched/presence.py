@@ -37,9 +37,10 @@ BEAT_EVERY = timedelta(seconds=10)
 #: A runner whose heartbeat is older than this is taken for dead (stale): six missed beats, so a
 #: busy database or a paused process is not mistaken for a dead one.
 STALE_AFTER = timedelta(seconds=60)
-#: A ``run-due`` pass writes its row only once it has run this many seconds: a cron pass that
-#: finds nothing due (most of them) costs the database nothing more.
-PASS_REGISTER_AFTER = 0.5
+#: A runner writes its row once it has run this many seconds, from the presence thread: its first
+#: claims do not wait for (or compete with) that bookkeeping, and a cron pass that finds nothing
+#: due (most of them) costs the database nothing more.
+REGISTER_AFTER = 0.5
 #: Rows of runners silent for longer than this are deleted by the next runner that starts.
 FORGET_AFTER = timedelta(days=1)
 #: The kinds of runner.
@@ -170,7 +171,7 @@ class Presence:
         kind: str,
         concurrency: int,
         beat_every: timedelta = BEAT_EVERY,
-        register_after: float = 0.0,
+        register_after: float | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -180,8 +181,9 @@ class Presence:
         self.kind = kind
         self.concurrency = concurrency
         self.beat_every = beat_every
-        #: Seconds before the row is first written (by the thread): a pass that ends sooner (a
-        #: cron pass that finds nothing due) writes nothing at all.
+        #: Seconds before the row is first written, by the thread (None: at once, on entry): a
+        #: runner does not wait for it, and a pass that ends sooner (a cron pass that finds
+        #: nothing due) writes nothing at all.
         self.register_after = register_after
         host, sep, pid = runner.rpartition(":")
         if sep and host and pid.isdigit():
@@ -204,7 +206,7 @@ class Presence:
         if not self.active:
             return self
         self._started_at = self.clock.now()
-        if self.register_after <= 0:
+        if self.register_after is None:
             self._register()
         self._thread = threading.Thread(target=self._loop, name="jobsched-presence", daemon=True)
         self._thread.start()
@@ -295,7 +297,7 @@ class Presence:
             log.debug("deleted %d row(s) of runners silent for over %s", forgotten, FORGET_AFTER)
 
     def _loop(self) -> None:
-        if self.register_after > 0:
+        if self.register_after is not None:
             if self._stop.wait(self.register_after):
                 return
             self._register()

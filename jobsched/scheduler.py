@@ -29,7 +29,7 @@ from jobsched.model import (
     Outcome,
     RunReport,
 )
-from jobsched.presence import PASS_REGISTER_AFTER, RUN_DUE, WORKER, Presence, RunnerInfo
+from jobsched.presence import REGISTER_AFTER, RUN_DUE, WORKER, Presence, RunnerInfo
 from jobsched.runner import Pass, PassOptions, runner_name
 from jobsched.store import Store, open_store
 from jobsched.worker import DEFAULT_POLL, DEFAULT_PREFETCH, run_worker
@@ -326,7 +326,7 @@ class Scheduler:
             runner=made.runner,
             kind=RUN_DUE,
             concurrency=concurrency,
-            register_after=PASS_REGISTER_AFTER,
+            register_after=REGISTER_AFTER,
         ):
             report = made.run()
         if self.history_enabled:
@@ -371,7 +371,12 @@ class Scheduler:
         chores = self._prune_now_and_then if self.history_enabled else None
         new_pass(lambda: None)  # refuses missing handlers before anything else
         with Presence(
-            self.store, self.clock, runner=runner_name(), kind=WORKER, concurrency=concurrency
+            self.store,
+            self.clock,
+            runner=runner_name(),
+            kind=WORKER,
+            concurrency=concurrency,
+            register_after=REGISTER_AFTER,
         ):
             return run_worker(new_pass, stop=stop, chores=chores, on_round=on_round)
 
